@@ -1,0 +1,38 @@
+# Two commands: `make run` starts the portal, `make test` runs the whole suite.
+# Both need only Python 3.11+ and a C compiler; everything else is installed here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test browser bench-ingest clean
+
+$(VENV)/.base: requirements/base.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+run: $(VENV)/.base
+	$(PY) -m incident_manager.devstack run
+
+# The browser test drives Debian's chromium (Playwright's own download cannot work
+# offline); install it when we may, otherwise that one test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not installed: the browser test will be skipped"; fi; }
+
+test: $(VENV)/.dev browser
+	$(PY) -m incident_manager.devstack test $(ARGS)
+
+bench-ingest: $(VENV)/.dev
+	$(PY) -m incident_manager.devstack exec $(PY) bench/ingest.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,95 @@
+"""The incident lifecycle: one function per verb, whoever asks.
+
+Views, the API, Slack handlers and Celery tasks all call these.  Each one locks
+the incident, checks the transition, writes the audit entry in the same
+transaction and pushes the live update only once the transaction has committed.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import Actor, record
+
+from . import live
+from .models import Incident
+
+NOTE_MAX_LENGTH = 10_000
+
+
+class TransitionError(Exception):
+    """The incident is not in a state that allows this change."""
+
+
+def _locked(incident: Incident | int) -> Incident:
+    pk = incident.pk if isinstance(incident, Incident) else incident
+    return Incident.objects.select_for_update().get(pk=pk)
+
+
+def _changed(incident: Incident) -> None:
+    transaction.on_commit(lambda: live.publish_incident_changed(incident.pk))
+
+
+def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status != Incident.Status.TRIGGERED:
+            raise TransitionError(
+                f"Incident #{incident.number} is {incident.status}; only a triggered incident can be acknowledged."
+            )
+        incident.status = Incident.Status.ACKNOWLEDGED
+        incident.acknowledged_at = timezone.now()
+        incident.acknowledged_by = actor.user
+        incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
+        record("incident.acknowledged", actor=actor, incident=incident)
+        _changed(incident)
+    return incident
+
+
+def resolve(incident: Incident | int, *, actor: Actor, reason: str = "") -> Incident:
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status == Incident.Status.RESOLVED:
+            raise TransitionError(f"Incident #{incident.number} is already resolved.")
+        incident.status = Incident.Status.RESOLVED
+        incident.resolved_at = timezone.now()
+        incident.resolved_by = actor.user
+        incident.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
+        record("incident.resolved", actor=actor, incident=incident, data={"reason": reason} if reason else None)
+        _changed(incident)
+    return incident
+
+
+def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status == Incident.Status.RESOLVED:
+            raise TransitionError(f"Incident #{incident.number} is resolved; reopen it before reassigning.")
+        if not assignee.is_active:
+            raise TransitionError(f"{assignee.get_username()} is not an active user.")
+        previous = incident.assignee
+        incident.assignee = assignee
+        incident.save(update_fields=["assignee", "updated_at"])
+        record(
+            "incident.reassigned",
+            actor=actor,
+            incident=incident,
+            data={
+                "from": previous.get_username() if previous else None,
+                "to": assignee.get_username(),
+            },
+        )
+        _changed(incident)
+    return incident
+
+
+def add_note(incident: Incident | int, *, text: str, actor: Actor) -> Incident:
+    text = text.strip()
+    if not text:
+        raise ValueError("A note needs some text.")
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ValueError(f"A note is at most {NOTE_MAX_LENGTH} characters.")
+    with transaction.atomic():
+        incident = _locked(incident)
+        record("incident.note_added", actor=actor, incident=incident, data={"text": text})
+        _changed(incident)
+    return incident

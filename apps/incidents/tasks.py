@@ -1,0 +1,42 @@
+from datetime import timedelta
+
+from celery import shared_task
+from django.db.models import DurationField, ExpressionWrapper, F
+from django.db.models.functions import Now
+
+from apps.audit.services import SYSTEM
+
+from . import live, services
+from .models import Incident
+
+
+@shared_task
+def after_ingest(incident_ids: list[int], created_ids: list[int]) -> None:
+    """Follow-up work of an ingest, run after its commit: tell the portal."""
+    created = set(created_ids)
+    for incident_id in incident_ids:
+        live.publish_incident_changed(incident_id, created=incident_id in created)
+
+
+@shared_task
+def auto_resolve_stale() -> int:
+    """Resolve open incidents of services with an auto-resolve timeout once no alert
+    has arrived for that long (PagerDuty's "auto-resolution").  Safe to run twice:
+    resolve() refuses an incident that is already resolved."""
+    stale = (
+        Incident.objects.exclude(status=Incident.Status.RESOLVED)
+        .filter(service__auto_resolve_minutes__isnull=False)
+        .annotate(
+            timeout=ExpressionWrapper(F("service__auto_resolve_minutes") * timedelta(minutes=1), output_field=DurationField())
+        )
+        .filter(last_alert_at__lt=Now() - F("timeout"))
+        .values_list("pk", flat=True)
+    )
+    resolved = 0
+    for pk in stale:
+        try:
+            services.resolve(pk, actor=SYSTEM, reason="no alert within the service's auto-resolve timeout")
+        except services.TransitionError:
+            continue  # resolved meanwhile by someone else
+        resolved += 1
+    return resolved

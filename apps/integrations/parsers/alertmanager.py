@@ -1,0 +1,67 @@
+"""Prometheus Alertmanager webhook, payload version 4.
+
+Reference: prometheus/alertmanager notify/webhook/webhook.go (Message) and
+template/template.go (Data, Alert).  Each alert in the group becomes one event;
+its dedup key is Alertmanager's own fingerprint (a hash of the alert's labels),
+so repeats of an alert, and its resolution, find the same incident.  The group's
+groupKey is kept on the alert for grouping rules.
+"""
+
+from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity
+from apps.incidents.models import Severity
+
+from .validation import PayloadError, choice, obj, string_map, text, timestamp
+
+MAX_ALERTS = 1000
+
+
+def parse(data) -> list[AlertEvent]:
+    obj(data, "body")
+    version = data.get("version")
+    if version is not None and version != "4":
+        raise PayloadError("version", 'must be "4" (Alertmanager webhook payload version 4)')
+    alerts = data.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("alerts", "is required and must be a list")
+    if not alerts:
+        raise PayloadError("alerts", "must not be empty")
+    if len(alerts) > MAX_ALERTS:
+        raise PayloadError("alerts", f"must have at most {MAX_ALERTS} alerts")
+    group_key = text(data, "groupKey", "groupKey", max_length=500)
+    common = string_map(data.get("commonLabels"), "commonLabels")
+    receiver = text(data, "receiver", "receiver")
+    events = []
+    for i, alert in enumerate(alerts):
+        where = f"alerts[{i}]"
+        obj(alert, where)
+        labels = string_map(alert.get("labels"), f"{where}.labels")
+        if not labels:
+            raise PayloadError(f"{where}.labels", "is required and must not be empty")
+        annotations = string_map(alert.get("annotations"), f"{where}.annotations")
+        status = choice(alert.get("status"), f"{where}.status", {"firing", "resolved"})
+        fingerprint = text(alert, "fingerprint", f"{where}.fingerprint", max_length=64)
+        starts_at = timestamp(alert.get("startsAt"), f"{where}.startsAt")
+        timestamp(alert.get("endsAt"), f"{where}.endsAt")
+        ours = label_fingerprint(labels)
+        title = (
+            annotations.get("summary")
+            or annotations.get("title")
+            or labels.get("alertname")
+            or f"Alert from {receiver or 'Alertmanager'}"
+        )
+        events.append(
+            AlertEvent(
+                title=title[:500],
+                description=annotations.get("description") or annotations.get("message", ""),
+                status=status,
+                severity=normalise_severity(labels.get("severity") or common.get("severity")) or Severity.MEDIUM,
+                dedup_key=fingerprint or ours,
+                fingerprint=ours,
+                source="alertmanager",
+                labels=labels,
+                group_key=group_key,
+                starts_at=starts_at,
+                payload=alert,
+            )
+        )
+    return events

@@ -1,0 +1,54 @@
+"""Generic JSON, for senders with no format of their own (documented in the README).
+
+    {"title": "Disk almost full", "severity": "high", "dedup_key": "db-01/disk",
+     "description": "...", "source": "cron", "labels": {"host": "db-01"},
+     "status": "firing"}
+
+Only title is required.  Without dedup_key the key is a hash of the title and
+labels.  A JSON list of such objects sends several alerts in one request.
+"""
+
+from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprint, normalise_severity
+from apps.incidents.models import Severity
+
+from .validation import PayloadError, choice, obj, string_map, text, timestamp
+
+MAX_ALERTS = 1000
+
+
+def parse(data) -> list[AlertEvent]:
+    if isinstance(data, list):
+        if not data:
+            raise PayloadError("body", "must not be an empty list")
+        if len(data) > MAX_ALERTS:
+            raise PayloadError("body", f"must have at most {MAX_ALERTS} alerts")
+        return [_parse_one(item, f"[{i}].") for i, item in enumerate(data)]
+    return [_parse_one(data, "")]
+
+
+def _parse_one(data, prefix: str) -> AlertEvent:
+    obj(data, prefix.rstrip(".") or "body")
+    title = text(data, "title", f"{prefix}title", required=True, max_length=500)
+    severity_word = data.get("severity")
+    if severity_word is None:
+        severity = Severity.MEDIUM
+    else:
+        severity = normalise_severity(severity_word) if isinstance(severity_word, str) else None
+        if severity is None:
+            raise PayloadError(f"{prefix}severity", f"must be one of {', '.join(sorted(SEVERITY_ALIASES))}")
+    labels = string_map(data.get("labels"), f"{prefix}labels")
+    dedup_key = text(data, "dedup_key", f"{prefix}dedup_key", max_length=255)
+    status = choice(data.get("status", "firing"), f"{prefix}status", {"firing", "resolved"})
+    fingerprint = label_fingerprint({**labels, "__title__": title})
+    return AlertEvent(
+        title=title,
+        description=text(data, "description", f"{prefix}description", max_length=20_000),
+        status=status,
+        severity=severity,
+        dedup_key=dedup_key or fingerprint,
+        fingerprint=fingerprint,
+        source=text(data, "source", f"{prefix}source", max_length=100) or "generic",
+        labels=labels,
+        starts_at=timestamp(data.get("timestamp"), f"{prefix}timestamp"),
+        payload=data,
+    )

@@ -1,0 +1,95 @@
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from apps.integrations.services import create_integration
+from incident_manager.celery import app as celery_app
+
+from .factories import MembershipFactory, ServiceFactory, UserFactory
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(name: str):
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def service(db):
+    return ServiceFactory(slug="checkout")
+
+
+@pytest.fixture
+def ingest_path(service):
+    """Return a function kind -> ingestion path (with a fresh secret token) for `service`."""
+
+    def make(kind: str = "alertmanager") -> str:
+        _, url = create_integration(name=f"{kind} test", kind=kind, service=service)
+        return urlsplit(url).path
+
+    return make
+
+
+@pytest.fixture
+def responder(db, service):
+    return MembershipFactory(team=service.team, user=UserFactory(username="rita")).user
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (in a thread of this process) on the real Redis broker."""
+    celery_app.control.purge()
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+        yield worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The project's ASGI app (HTTP and websockets) served by uvicorn on a free port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config("incident_manager.asgi:application", host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it where it can)")
+    return {
+        "executable_path": chromium,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }

@@ -1,0 +1,191 @@
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+
+from apps.audit.models import AuditEntry
+from apps.incidents.models import Alert, Incident
+
+from .conftest import load_fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body, **extra):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.post(path, data=data, content_type="application/json", **extra)
+
+
+def test_alertmanager_group_opens_one_incident_per_alert(client, ingest_path):
+    response = post(client, ingest_path("alertmanager"), load_fixture("alertmanager_webhook_v4_firing.json"))
+
+    assert response.status_code == 202
+    alerts = response.json()["alerts"]
+    assert [a["action"] for a in alerts] == ["created", "created"]
+    assert [a["deduplicated"] for a in alerts] == [False, False]
+    incidents = Incident.objects.order_by("number")
+    assert [i.title for i in incidents] == ["CPU usage above 90% on web-01:9100", "CPU usage above 90% on web-02:9100"]
+    assert {i.severity for i in incidents} == {"critical"}
+    assert {i.dedup_key for i in incidents} == {"f42295278b9c7421", "c3d476e5d80a99d6"}
+    first = incidents[0].alerts.get()
+    assert first.payload["fingerprint"] == "f42295278b9c7421"
+    assert first.group_key == '{}/{severity="critical"}:{alertname="HighCPUUsage"}'
+    assert AuditEntry.objects.filter(verb="incident.triggered").count() == 2
+
+
+def test_repeat_appends_and_resolved_group_resolves(client, ingest_path):
+    path = ingest_path("alertmanager")
+    post(client, path, load_fixture("alertmanager_webhook_v4_firing.json"))
+    again = post(client, path, load_fixture("alertmanager_webhook_v4_firing.json"))
+    assert [a["deduplicated"] for a in again.json()["alerts"]] == [True, True]
+    assert list(Incident.objects.values_list("alert_count", flat=True)) == [2, 2]
+
+    resolved = post(client, path, load_fixture("alertmanager_webhook_v4_resolved.json"))
+
+    assert resolved.status_code == 202
+    assert [a["action"] for a in resolved.json()["alerts"]] == ["resolved", "resolved"]
+    assert set(Incident.objects.values_list("status", flat=True)) == {"resolved"}
+    assert AuditEntry.objects.filter(verb="incident.resolved", actor_label="integration:alertmanager test").count() == 2
+    # The same alert firing again after resolution opens a new incident.
+    reopened = post(client, path, load_fixture("alertmanager_webhook_v4_firing.json"))
+    assert [a["action"] for a in reopened.json()["alerts"]] == ["created", "created"]
+    assert Incident.objects.count() == 4
+
+
+def test_resolved_alert_without_open_incident_is_kept(client, ingest_path):
+    response = post(client, ingest_path("alertmanager"), load_fixture("alertmanager_webhook_v4_resolved.json"))
+    assert response.status_code == 202
+    assert [a["action"] for a in response.json()["alerts"]] == ["ignored", "ignored"]
+    assert Alert.objects.filter(incident=None).count() == 2
+    assert Incident.objects.count() == 0
+
+
+def test_generic_alert_and_its_resolution(client, ingest_path):
+    path = ingest_path("generic")
+    body = {
+        "title": "Token spend 40% over budget",
+        "severity": "high",
+        "dedup_key": "llm-cost/gpt",
+        "description": "Spend is $1,400 against $1,000 planned.",
+        "source": "cost-watcher",
+        "labels": {"model": "claude-haiku", "env": "prod"},
+    }
+    created = post(client, path, body).json()["alerts"][0]
+    incident = Incident.objects.get()
+    assert (incident.title, incident.severity, incident.dedup_key) == (body["title"], "high", "llm-cost/gpt")
+    assert created["incident"] == incident.pk and created["incident_number"] == incident.number
+
+    done = post(client, path, {**body, "status": "resolved"}).json()["alerts"][0]
+    assert done["action"] == "resolved"
+    incident.refresh_from_db()
+    assert incident.status == "resolved" and incident.alert_count == 2
+
+
+def test_unknown_token_or_wrong_format_is_404(client, ingest_path):
+    assert post(client, "/api/v1/ingest/nope/alertmanager", {"alerts": []}).status_code == 404
+    generic_path = ingest_path("generic")
+    as_alertmanager = generic_path.rsplit("/", 1)[0] + "/alertmanager"
+    assert post(client, as_alertmanager, load_fixture("alertmanager_webhook_v4_firing.json")).status_code == 404
+
+
+def test_get_is_not_allowed(client, ingest_path):
+    assert client.get(ingest_path("generic")).status_code == 405
+
+
+FIRING = load_fixture("alertmanager_webhook_v4_firing.json")
+
+
+def am(**changes):
+    body = json.loads(json.dumps(FIRING))
+    for path, value in changes.items():
+        target = body
+        *parents, leaf = path.split("__")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[int(leaf) if leaf.isdigit() else leaf] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "field"),
+    [
+        ("alertmanager", b"{not json", "body"),
+        ("alertmanager", b"", "body"),
+        ("alertmanager", b"\xff\xfe", "body"),
+        ("alertmanager", b'{"alerts": [NaN]}', "body"),
+        ("alertmanager", b'{"x": 1e999}', "body"),
+        ("alertmanager", b"[" * 100_000 + b"]" * 100_000, "body"),
+        ("alertmanager", b'{"alerts": [{"labels": {"a": "\\u0000"}}]}', "body"),
+        ("alertmanager", [], "body"),
+        ("alertmanager", {"version": "4"}, "alerts"),
+        ("alertmanager", am(version="3"), "version"),
+        ("alertmanager", am(alerts=[]), "alerts"),
+        ("alertmanager", am(alerts="many"), "alerts"),
+        ("alertmanager", am(alerts__1="x"), "alerts[1]"),
+        ("alertmanager", am(alerts__1__labels={}), "alerts[1].labels"),
+        ("alertmanager", am(alerts__1__labels={"a": {"b": 1}}), "alerts[1].labels.a"),
+        ("alertmanager", am(alerts__1__status="pending"), "alerts[1].status"),
+        ("alertmanager", am(alerts__1__startsAt="yesterday"), "alerts[1].startsAt"),
+        ("alertmanager", am(alerts__1__fingerprint=7), "alerts[1].fingerprint"),
+        ("alertmanager", am(groupKey=["x"]), "groupKey"),
+        ("generic", {}, "title"),
+        ("generic", {"title": ""}, "title"),
+        ("generic", {"title": 3}, "title"),
+        ("generic", {"title": "x" * 501}, "title"),
+        ("generic", {"title": "t", "severity": "apocalyptic"}, "severity"),
+        ("generic", {"title": "t", "labels": ["a"]}, "labels"),
+        ("generic", {"title": "t", "status": "open"}, "status"),
+        ("generic", {"title": "t", "dedup_key": "k" * 256}, "dedup_key"),
+        ("generic", [{"title": "ok"}, {"title": None}], "[1].title"),
+        ("generic", "just a string", "body"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field_and_write_nothing(client, ingest_path, kind, body, field):
+    path = ingest_path(kind)
+    # Something already stored must survive a bad request untouched.
+    post(client, ingest_path("generic"), {"title": "existing", "dedup_key": "existing"})
+    before = (Incident.objects.count(), Alert.objects.count(), AuditEntry.objects.count())
+
+    response = post(client, path, body)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+    assert response.json()["error"]
+    assert (Incident.objects.count(), Alert.objects.count(), AuditEntry.objects.count()) == before
+    assert Incident.objects.get().alert_count == 1
+
+
+def test_body_over_the_limit_is_413(client, ingest_path, settings):
+    settings.INGEST_MAX_BODY_BYTES = 1000
+    response = post(client, ingest_path("generic"), {"title": "x", "description": "y" * 2000})
+    assert response.status_code == 413
+    assert Alert.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_posts_of_one_alert_make_one_incident(service):
+    from django.test import Client as DjangoClient
+
+    from apps.integrations.services import create_integration
+    from urllib.parse import urlsplit
+
+    _, url = create_integration(name="am", kind="alertmanager", service=service)
+    path = urlsplit(url).path
+    body = json.dumps({**FIRING, "alerts": FIRING["alerts"][:1]})
+
+    def send(_):
+        try:
+            return DjangoClient().post(path, data=body, content_type="application/json").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(send, range(50)))
+
+    assert statuses == [202] * 50
+    incident = Incident.objects.get()
+    assert incident.alert_count == 50
+    assert incident.alerts.count() == 50
+    assert incident.alerts.filter(deduplicated=False).count() == 1
