@@ -162,6 +162,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_manager.settings")
     # Tests get servers and data of their own, apart from the portal's.
     var = VAR / "test" if command == "test" else VAR
+    var = Path(os.environ.get("DEVSTACK_VAR", var))  # side-by-side runs each need their own
     var.mkdir(parents=True, exist_ok=True)
     with services(var):
         if command == "run":

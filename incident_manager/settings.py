@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.incidents.api.exception_handler",
+    "EXCEPTION_HANDLER": "apps.incidents.api.exception_handler",  # maps TransitionError to 409
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLM Incident Manager API",

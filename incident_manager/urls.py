@@ -9,4 +9,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.integrations.urls")),
+    path("api/", include("apps.incidents.api_urls")),
+    path("", include("apps.incidents.urls")),
 ]
