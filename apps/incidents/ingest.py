@@ -70,7 +70,9 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
         touched = sorted({r.incident_id for r in results if r.incident_id is not None})
         created = sorted({r.incident_id for r in results if r.action == "created"})
         if touched:
-            transaction.on_commit(lambda: after_ingest.delay(touched, created))
+            # robust: the alerts are committed whatever happens to this follow-up; a
+            # broker hiccup must not turn a stored alert into an error for the sender.
+            transaction.on_commit(lambda: after_ingest.delay(touched, created), robust=True)
     return results
 
 

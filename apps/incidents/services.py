@@ -26,7 +26,8 @@ def _locked(incident: Incident | int) -> Incident:
 
 
 def _changed(incident: Incident) -> None:
-    transaction.on_commit(lambda: live.publish_incident_changed(incident.pk))
+    # robust: the change is committed; a lost live update must not turn it into an error.
+    transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
 
 
 def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:

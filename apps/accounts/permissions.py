@@ -1,0 +1,24 @@
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from . import roles
+from .models import ApiKey
+
+
+class IncidentAccess(BasePermission):
+    """Reading takes the incidents:read scope (API key) or any active account
+    (session); changing takes incidents:write or a responder/admin role."""
+
+    def has_permission(self, request, view):
+        read = request.method in SAFE_METHODS
+        if isinstance(request.auth, ApiKey):
+            needed = ApiKey.Scope.INCIDENTS_READ if read else ApiKey.Scope.INCIDENTS_WRITE
+            if needed not in request.auth.scopes:
+                self.message = f"This API key lacks the {needed} scope."
+                return False
+            return True
+        if read:
+            return roles.can_view(request.user)
+        if not roles.can_respond(request.user):
+            self.message = "Changing incidents takes the responder or admin role in a team."
+            return False
+        return True

@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from .models import Alert, Incident, Service
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "team", "auto_resolve_minutes"]
+    list_filter = ["team"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name", "slug"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Read-only: state changes go through the portal, the API or Slack, so that
+    each one is audited (apps/incidents/services.py)."""
+
+    list_display = ["number", "title", "status", "severity", "service", "alert_count", "created_at"]
+    list_filter = ["status", "severity", "service"]
+    search_fields = ["title", "dedup_key"]
+    exclude = ["embedding"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["title", "status", "severity", "source", "incident", "deduplicated", "received_at"]
+    list_filter = ["source", "status", "severity"]
+    search_fields = ["title", "dedup_key", "fingerprint"]
+    raw_id_fields = ["incident"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

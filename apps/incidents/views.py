@@ -1,0 +1,115 @@
+"""The portal: server-rendered pages, with htmx fragments for in-place updates.
+
+Every view serves a whole page to a normal request and just its fragment to an
+htmx one (request.htmx), so the live updates in static/js/live.js re-fetch
+through these same permission-checked views.
+"""
+
+from functools import partial, wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from apps.accounts import roles
+from apps.audit.services import Actor
+
+from . import selectors, services
+from .forms import IncidentFilterForm
+from .models import Incident
+
+PAGE_SIZE = 50
+
+
+def _allowed(check):
+    """login_required, then 403 unless check(user): a signed-in user lacking a role
+    should be told so, not sent back to the login page."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@require_GET
+@_allowed(roles.can_view)
+@vary_on_headers("HX-Request")  # the same URL serves a page or a fragment: keep caches apart
+def incident_list(request):
+    form = IncidentFilterForm(request.GET)
+    # An unknown filter value (a deleted service, a typo) shows no incidents rather than all.
+    incidents = selectors.incident_list(**form.cleaned_data) if form.is_valid() else Incident.objects.none()
+    context = {
+        "form": form,
+        "page": Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page")),
+        "can_respond": roles.can_respond(request.user),
+    }
+    return render(request, "incidents/_list.html" if request.htmx else "incidents/list.html", context)
+
+
+@require_GET
+@_allowed(roles.can_view)
+@vary_on_headers("HX-Request")
+def incident_detail(request, pk):
+    context = _detail_context(request, pk)
+    return render(request, "incidents/_detail.html" if request.htmx else "incidents/detail.html", context)
+
+
+def _detail_context(request, pk, error=None):
+    incident = selectors.incident(pk)
+    return {
+        "incident": incident,
+        "alerts": selectors.recent_alerts(incident),
+        "timeline": selectors.timeline(incident),
+        "can_respond": roles.can_respond(request.user),
+        "error": error,
+    }
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_acknowledge(request, pk):
+    return _change(request, pk, services.acknowledge)
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_resolve(request, pk):
+    return _change(request, pk, services.resolve)
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_note(request, pk):
+    return _change(request, pk, partial(services.add_note, text=request.POST.get("text", "")))
+
+
+def _change(request, pk, change):
+    incident = get_object_or_404(Incident.objects.only("pk"), pk=pk)
+    error = None
+    try:
+        change(incident, actor=Actor.of(request.user))
+    except (services.TransitionError, ValueError) as exc:
+        # Someone else got there first, or the note was empty: say so, in place.
+        error = str(exc)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("portal:incident-detail", pk=pk)
+    if request.POST.get("fragment") == "row":  # a button in a list row
+        return render(
+            request,
+            "incidents/_row.html",
+            {"incident": selectors.incident(pk), "can_respond": True, "error": error},
+        )
+    return render(request, "incidents/_detail.html", _detail_context(request, pk, error))
