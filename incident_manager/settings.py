@@ -182,6 +182,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Incidents, alerts and their lifecycle. Authenticate with `Authorization: Bearer <api key>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",  # tags endpoints "incidents", not "v1"
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "apps.incidents.models.Incident.Status",
+        "AlertStatusEnum": "apps.incidents.models.Alert.Status",
+    },
 }
 
 # Largest alert payload accepted at the ingestion endpoints (bytes).

@@ -36,16 +36,6 @@ from .serializers import (
 
 ALERTS_SHOWN = 100
 
-# Served-schema settings that belong to this API (both schema views use them):
-# tags and operation ids from "incidents" rather than "v1", and names for the two
-# "status" enums, which drf-spectacular would otherwise call Status2baEnum.
-SCHEMA_SETTINGS = {
-    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
-    "ENUM_NAME_OVERRIDES": {
-        "IncidentStatusEnum": "apps.incidents.models.Incident.Status",
-        "AlertStatusEnum": "apps.incidents.models.Alert.Status",
-    },
-}
 
 
 class Conflict(exceptions.APIException):
@@ -193,12 +183,13 @@ class SchemaDocsView(SpectacularAPIView):
 
     It is served with Django REST framework's own assets, so it works without
     internet access.  The machine-readable document is at /api/schema/ (YAML, or
-    JSON with `?format=json`); the browsable API, with forms for every action,
-    starts at /api/v1/.  Authenticate with `Authorization: Bearer <api key>`.
+    JSON with ?format=json); the browsable API, with forms for every action,
+    starts at /api/v1/.  Authenticate with the header "Authorization: Bearer <api key>"
+    (manage.py createapikey) or by signing in to the portal.
     """
 
+    name = "API documentation"
     renderer_classes = [BrowsableAPIRenderer, OpenApiJsonRenderer]
-    custom_settings = SCHEMA_SETTINGS
 
     def _get_filename(self, request, version):
         return super()._get_filename(request, version).removesuffix(".api") + ".json"

@@ -20,6 +20,7 @@ class Command(BaseCommand):
                             help="Act on this user's behalf (audit trail, acknowledged_by); the key dies with the account.")
 
     def handle(self, *args, name, scopes, user, **options):
+        scopes = [s for arg in scopes for s in arg.split(",") if s]  # "a,b" works too
         created_by = None
         if user:
             try:
