@@ -93,3 +93,11 @@ def browser_type_launch_args():
             "--no-first-run",
         ],
     }
+
+
+def pytest_collection_modifyitems(items):
+    """Run browser tests last.  Playwright's sync API keeps an asyncio loop running in
+    the main thread from its first use until the session ends (pytest-playwright's
+    `playwright` fixture is session-scoped), and Django then refuses ORM calls as
+    async-unsafe in every test that comes after."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable

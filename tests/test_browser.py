@@ -47,7 +47,6 @@ def test_new_incident_appears_live_and_is_acknowledged(asgi_server, celery_worke
     expect(row).to_be_visible(timeout=15_000)
     expect(row).to_contain_text("triggered")
     assert page.evaluate("window.notReloaded") is True
-    page.screenshot(path="/tmp/portal-list.png", full_page=True)
 
     row.get_by_role("button", name="Acknowledge").click()
     expect(row).to_contain_text("acknowledged")
@@ -59,4 +58,15 @@ def test_new_incident_appears_live_and_is_acknowledged(asgi_server, celery_worke
     row.get_by_role("link", name=TITLE).click()
     detail = page.locator("#incident-detail")
     expect(detail).to_contain_text("rita acknowledged")
-    page.screenshot(path="/tmp/portal-detail.png", full_page=True)
+    page.get_by_label("Add a note to the timeline").fill("Load balancer drained web-01")
+    page.get_by_role("button", name="Add note").click()
+    expect(detail.locator(".timeline")).to_contain_text("Load balancer drained web-01")
+    expect(page.get_by_label("Add a note to the timeline")).to_have_value("")
+
+    # The incident's own page follows it too: the sender resolves it.
+    page.evaluate("window.notReloaded = true")
+    resolved = httpx.post(asgi_server + urlsplit(ingest_url).path, json=load_fixture("alertmanager_webhook_v4_resolved.json"))
+    assert resolved.status_code == 202, resolved.text
+    expect(detail).to_contain_text("resolved by the sender", timeout=15_000)
+    expect(detail.locator(".badges")).to_contain_text("resolved")
+    assert page.evaluate("window.notReloaded") is True

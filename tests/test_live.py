@@ -1,14 +1,11 @@
 """Live updates over the real Channels layer (Redis): a websocket client of the ASGI app
 hears about changes made elsewhere, here by a task in a real Celery worker."""
 
-import sys
-import types
 from datetime import timedelta
-from pathlib import Path
 
-import channels
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -18,20 +15,6 @@ from apps.incidents.models import Incident
 from incident_manager.asgi import application
 
 from .factories import IncidentFactory
-
-try:
-    from channels.testing import WebsocketCommunicator
-except ModuleNotFoundError as exc:
-    if exc.name != "daphne":
-        raise
-    # channels.testing/__init__ also imports its live-server test case, which needs
-    # daphne (not one of our dependencies); the websocket communicator does not.
-    # Load the subpackage without its __init__.  Adding daphne to requirements/dev.txt
-    # makes the plain import above work and this branch unused.
-    package = types.ModuleType("channels.testing")
-    package.__path__ = [str(Path(channels.__file__).parent / "testing")]
-    sys.modules["channels.testing"] = package
-    from channels.testing.websocket import WebsocketCommunicator
 
 # The worker and the consumer read what the test wrote: it must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)

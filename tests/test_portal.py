@@ -41,6 +41,9 @@ def test_pages_need_a_signed_in_user(client, incident):
     assert client.post(url("incident-acknowledge", incident)).status_code == 302
     incident.refresh_from_db()
     assert incident.status == "triggered"
+    # A live refresh after the session ended reloads the page instead of nesting the login form.
+    fragment = client.get(url("incident-list"), **HTMX)
+    assert fragment.status_code == 200 and fragment["HX-Refresh"] == "true"
 
 
 def test_root_leads_to_the_list(client):
@@ -52,6 +55,13 @@ def test_login_page_signs_in_and_lands_on_the_list(client, responder):
     assert b'name="login"' in page.content and b'name="password"' in page.content
     response = client.post("/accounts/login/", {"login": "rita", "password": "correct horse battery staple"})
     assert response.status_code == 302 and response.url == url("incident-list")
+
+    listing = client.get(response.url).content.decode()
+    assert '<form method="post" action="/accounts/logout/">' in listing  # allauth signs out on POST only
+    confirm = client.get("/accounts/logout/")  # allauth's own pages wear the portal's layout
+    assert confirm.status_code == 200 and "base.html" in templates(confirm)
+    client.post("/accounts/logout/")
+    assert client.get(url("incident-list")).status_code == 302
 
 
 def test_list_is_newest_first_and_filters(client, rita, service):

@@ -8,12 +8,13 @@ through these same permission-checked views.
 from functools import partial, wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
 
 from apps.accounts import roles
 from apps.audit.services import Actor
@@ -26,13 +27,19 @@ PAGE_SIZE = 50
 
 
 def _allowed(check):
-    """login_required, then 403 unless check(user): a signed-in user lacking a role
+    """Sign-in required, then 403 unless check(user): a signed-in user lacking a role
     should be told so, not sent back to the login page."""
 
     def decorator(view):
-        @login_required
         @wraps(view)
         def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    # A fragment asked for by a page whose session has ended: reload
+                    # that page (which then goes to the login form) rather than
+                    # swapping the login form into the middle of it.
+                    return HttpResponseClientRefresh()
+                return redirect_to_login(request.get_full_path())
             if not check(request.user):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
@@ -91,16 +98,18 @@ def incident_resolve(request, pk):
 @require_POST
 @_allowed(roles.can_respond)
 def incident_note(request, pk):
-    return _change(request, pk, partial(services.add_note, text=request.POST.get("text", "")))
+    # add_note raises ValueError for an empty or overlong note.
+    note = partial(services.add_note, text=request.POST.get("text", ""))
+    return _change(request, pk, note, refused=(ValueError,))
 
 
-def _change(request, pk, change):
+def _change(request, pk, change, refused=(services.TransitionError,)):
+    """Apply change(incident, actor=…); show why it was refused, if it was, in place."""
     incident = get_object_or_404(Incident.objects.only("pk"), pk=pk)
     error = None
     try:
         change(incident, actor=Actor.of(request.user))
-    except (services.TransitionError, ValueError) as exc:
-        # Someone else got there first, or the note was empty: say so, in place.
+    except refused as exc:  # e.g. someone else resolved it a moment ago
         error = str(exc)
     if not request.htmx:
         if error:
