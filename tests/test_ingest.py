@@ -3,6 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
+from django.test import Client as DjangoClient
 
 
 from apps.audit.models import AuditEntry
@@ -25,10 +26,11 @@ def test_alertmanager_group_opens_one_incident_per_alert(client, ingest_path):
     alerts = response.json()["alerts"]
     assert [a["action"] for a in alerts] == ["created", "created"]
     assert [a["deduplicated"] for a in alerts] == [False, False]
-    incidents = Incident.objects.order_by("number")
+    incidents = Incident.objects.order_by("title")
     assert [i.title for i in incidents] == ["CPU usage above 90% on web-01:9100", "CPU usage above 90% on web-02:9100"]
     assert {i.severity for i in incidents} == {"critical"}
     assert {i.dedup_key for i in incidents} == {"f42295278b9c7421", "c3d476e5d80a99d6"}
+    assert [a["incident"] for a in alerts] == [i.pk for i in incidents]  # answers in payload order
     first = incidents[0].alerts.get()
     assert first.payload["fingerprint"] == "f42295278b9c7421"
     assert first.group_key == '{}/{severity="critical"}:{alertname="HighCPUUsage"}'
@@ -166,10 +168,9 @@ def test_body_over_the_limit_is_413(client, ingest_path, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_posts_of_one_alert_make_one_incident(service):
-    from django.test import Client as DjangoClient
+    from urllib.parse import urlsplit
 
     from apps.integrations.services import create_integration
-    from urllib.parse import urlsplit
 
     _, url = create_integration(name="am", kind="alertmanager", service=service)
     path = urlsplit(url).path
@@ -189,3 +190,45 @@ def test_fifty_concurrent_posts_of_one_alert_make_one_incident(service):
     assert incident.alert_count == 50
     assert incident.alerts.count() == 50
     assert incident.alerts.filter(deduplicated=False).count() == 1
+
+
+def test_tokens_never_reach_the_logs(client, ingest_path, caplog):
+    import logging
+
+    from incident_manager.logfilters import RedactSecrets
+
+    path = ingest_path("generic")
+    token = path.split("/")[-2]
+    handler_filter = RedactSecrets()
+    caplog.handler.addFilter(handler_filter)
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        post(client, path.replace(token, token + "x"), {"title": "x"})  # unknown token: 404, logged
+        post(client, path, b"{bad")  # 400, logged
+    assert caplog.records, "Django logs 4xx responses"
+    assert token not in caplog.text
+    assert "/api/v1/ingest/[redacted]/generic" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_groups_with_the_same_alerts_in_opposite_order_do_not_deadlock(service):
+    from urllib.parse import urlsplit
+
+    from apps.integrations.services import create_integration
+
+    _, url = create_integration(name="am", kind="alertmanager", service=service)
+    path = urlsplit(url).path
+    forward = json.dumps(FIRING)
+    backward = json.dumps({**FIRING, "alerts": FIRING["alerts"][::-1]})
+
+    def send(i):
+        try:
+            body = forward if i % 2 else backward
+            return DjangoClient().post(path, data=body, content_type="application/json").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(send, range(40)))
+
+    assert statuses == [202] * 40
+    assert sorted(Incident.objects.values_list("alert_count", flat=True)) == [40, 40]

@@ -4,8 +4,11 @@ A firing event joins the open incident of its service with the same dedup key or
 opens a new one.  The partial unique index on open incidents
 (one_open_incident_per_dedup_key) decides races: an insert that collides with a
 concurrent one does nothing, and the event then joins the winner's incident.
-The upsert is SQL because it is the hot path and Django's ORM has no
-UPDATE … RETURNING; it costs two statements in the common cases.
+
+The firing path is one SQL statement (_FIRING_SQL): it is the hot path of an alert
+storm, Django's ORM has no UPDATE … RETURNING, and on this 2-core machine every
+round trip and every ORM query compiled costs about as much as the work itself
+(bench/ingest.py; README).
 """
 
 from dataclasses import dataclass
@@ -16,28 +19,41 @@ from psycopg.types.json import Jsonb
 
 from apps.audit.services import Actor, record
 
-from . import services
+from . import live, services
 from .events import AlertEvent
 from .models import Alert, Incident
-from .tasks import after_ingest
 
-_APPEND_SQL = """
-UPDATE incidents_incident
-   SET alert_count = alert_count + 1,
-       last_alert_at = GREATEST(last_alert_at, %(at)s),
-       updated_at = %(at)s
- WHERE service_id = %(service_id)s AND dedup_key = %(dedup_key)s AND status <> 'resolved'
-RETURNING id, number
-"""
-
-_OPEN_SQL = """
-INSERT INTO incidents_incident
-       (title, description, status, severity, service_id, dedup_key, fingerprint, labels,
-        alert_count, first_alert_at, last_alert_at, created_at, updated_at)
-VALUES (%(title)s, %(description)s, 'triggered', %(severity)s, %(service_id)s, %(dedup_key)s,
-        %(fingerprint)s, %(labels)s, 1, %(at)s, %(at)s, %(at)s, %(at)s)
-ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
-RETURNING id, number
+# Append to the open incident of the key, or open one, and store the alert: one
+# statement, one round trip.  It returns no row only when a concurrent ingest
+# opened the incident between our UPDATE and INSERT: then we run it again, and
+# the UPDATE finds the winner's incident.
+_FIRING_SQL = """
+WITH appended AS (
+    UPDATE incidents_incident
+       SET alert_count = alert_count + 1,
+           last_alert_at = GREATEST(last_alert_at, %(at)s),
+           updated_at = %(at)s
+     WHERE service_id = %(service_id)s AND dedup_key = %(dedup_key)s AND status <> 'resolved'
+    RETURNING id, number, false AS created
+), opened AS (
+    INSERT INTO incidents_incident
+           (title, description, status, severity, service_id, dedup_key, fingerprint, labels,
+            alert_count, first_alert_at, last_alert_at, created_at, updated_at)
+    SELECT %(title)s, %(description)s, 'triggered', %(severity)s, %(service_id)s, %(dedup_key)s,
+           %(fingerprint)s, %(labels)s, 1, %(at)s, %(at)s, %(at)s, %(at)s
+     WHERE NOT EXISTS (SELECT 1 FROM appended)
+    ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
+    RETURNING id, number, true AS created
+), target AS (
+    SELECT * FROM appended UNION ALL SELECT * FROM opened
+)
+INSERT INTO incidents_alert
+       (incident_id, integration_id, source, status, title, severity, dedup_key, fingerprint,
+        group_key, labels, payload, deduplicated, starts_at, received_at)
+SELECT target.id, %(integration_id)s, %(source)s, 'firing', %(title)s, %(severity)s, %(dedup_key)s,
+       %(fingerprint)s, %(group_key)s, %(labels)s, %(payload)s, NOT target.created, %(starts_at)s, %(at)s
+  FROM target
+RETURNING id, incident_id, (SELECT number FROM target), NOT deduplicated
 """
 
 
@@ -62,18 +78,29 @@ class IngestResult:
 def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | None, actor: Actor) -> list[IngestResult]:
     """Store every event as an Alert and fold it into an incident; all or nothing."""
     now = timezone.now()
+    # Take the incidents' row locks in one global order (by dedup key), so that two
+    # requests carrying overlapping alerts in different orders cannot deadlock.
+    order = sorted(range(len(events)), key=lambda i: events[i].dedup_key)
+    results: list[IngestResult | None] = [None] * len(events)
     with transaction.atomic():
-        results = [
-            _ingest_one(event, service_id=service_id, integration_id=integration_id, actor=actor, at=now)
-            for event in events
-        ]
-        touched = sorted({r.incident_id for r in results if r.incident_id is not None})
-        created = sorted({r.incident_id for r in results if r.action == "created"})
-        if touched:
-            # robust: the alerts are committed whatever happens to this follow-up; a
-            # broker hiccup must not turn a stored alert into an error for the sender.
-            transaction.on_commit(lambda: after_ingest.delay(touched, created), robust=True)
+        for i in order:
+            results[i] = _ingest_one(
+                events[i], service_id=service_id, integration_id=integration_id, actor=actor, at=now
+            )
+        # robust: the alerts are committed whatever happens next; a Redis hiccup must
+        # not turn a stored alert into an error for the sender.
+        transaction.on_commit(lambda: _publish(results), robust=True)
     return results
+
+
+def _publish(results: list[IngestResult]) -> None:
+    """Tell the portal; resolve() has already told it about the incidents it resolved."""
+    created = {r.incident_id for r in results if r.action == "created"}
+    appended = {r.incident_id for r in results if r.action == "appended"} - created
+    for incident_id in sorted(created):
+        live.publish_incident_changed(incident_id, created=True)
+    for incident_id in sorted(appended):
+        live.publish_incident_changed_throttled(incident_id)
 
 
 def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
@@ -81,6 +108,7 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
         return _resolve(event, service_id=service_id, integration_id=integration_id, actor=actor, at=at)
     params = {
         "service_id": service_id,
+        "integration_id": integration_id,
         "dedup_key": event.dedup_key,
         "at": at,
         "title": event.title,
@@ -88,30 +116,26 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
         "severity": event.severity,
         "fingerprint": event.fingerprint,
         "labels": Jsonb(event.labels),
+        "source": event.source,
+        "group_key": event.group_key,
+        "payload": Jsonb(event.payload),
+        "starts_at": event.starts_at,
     }
     with connection.cursor() as cursor:
-        while True:
-            cursor.execute(_APPEND_SQL, params)
+        row = None
+        while row is None:
+            cursor.execute(_FIRING_SQL, params)
             row = cursor.fetchone()
-            if row:
-                action, deduplicated = "appended", True
-                break
-            cursor.execute(_OPEN_SQL, params)
-            row = cursor.fetchone()
-            if row:
-                action, deduplicated = "created", False
-                break
-            # A concurrent ingest opened it between our two statements: join it.
-    incident_id, number = row
-    alert = _store_alert(event, incident_id, integration_id, deduplicated, at)
-    if action == "created":
+    alert_id, incident_id, number, created = row
+    if created:
         record(
             "incident.triggered",
             actor=actor,
             incident=Incident(pk=incident_id),
-            data={"alert": alert.pk, "dedup_key": event.dedup_key, "severity": event.severity},
+            data={"alert": alert_id, "dedup_key": event.dedup_key, "severity": event.severity},
         )
-    return IngestResult(alert.pk, incident_id, number, deduplicated, action)
+        return IngestResult(alert_id, incident_id, number, False, "created")
+    return IngestResult(alert_id, incident_id, number, True, "appended")
 
 
 def _resolve(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:

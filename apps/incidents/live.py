@@ -4,10 +4,21 @@ Messages go through the Channels layer (Redis), so a change made in any process,
 web or Celery worker, reaches the websocket consumers in the ASGI process.
 """
 
-from asgiref.sync import async_to_sync
+import asyncio
+import os
+import threading
+
 from channels.layers import get_channel_layer
+from django.core.cache import cache
 
 LIST_GROUP = "incidents"
+# A storm of repeats of one alert updates its incident's pages at most this often.
+THROTTLE_SECONDS = 2
+SEND_TIMEOUT = 5  # seconds; a live update is best-effort, the page also refreshes on reconnect
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid: int | None = None
+_loop_lock = threading.Lock()
 
 
 def incident_group(incident_id: int) -> str:
@@ -15,11 +26,38 @@ def incident_group(incident_id: int) -> str:
 
 
 def publish_incident_changed(incident_id: int, *, created: bool = False) -> None:
-    layer = get_channel_layer()
     message = {"type": "incident.changed", "id": incident_id, "created": created}
-    async_to_sync(_send)(layer, [LIST_GROUP, incident_group(incident_id)], message)
+    future = asyncio.run_coroutine_threadsafe(
+        _send([LIST_GROUP, incident_group(incident_id)], message), _publisher_loop()
+    )
+    future.result(timeout=SEND_TIMEOUT)
 
 
-async def _send(layer, groups, message):
+def publish_incident_changed_throttled(incident_id: int) -> None:
+    """For changes that come in floods (alert counts): at most one update per incident
+    per THROTTLE_SECONDS; the pages re-fetch the incident, so they miss nothing lasting
+    beyond that."""
+    if cache.add(f"live-throttle:{incident_id}", 1, timeout=THROTTLE_SECONDS):
+        publish_incident_changed(incident_id)
+
+
+async def _send(groups, message):
+    layer = get_channel_layer()
     for group in groups:
         await layer.group_send(group, message)
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, in a daemon thread, reused for every publish.
+
+    async_to_sync would start a new loop (and thread) per call, and channels_redis
+    keeps its Redis connections per loop: every update would reconnect to Redis.
+    Keyed by pid because gunicorn and Celery fork their workers.
+    """
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid():
+            _loop = asyncio.new_event_loop()
+            _loop_pid = os.getpid()
+            threading.Thread(target=_loop.run_forever, name="live-publisher", daemon=True).start()
+        return _loop

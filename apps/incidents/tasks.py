@@ -6,16 +6,8 @@ from django.db.models.functions import Now
 
 from apps.audit.services import SYSTEM
 
-from . import live, services
+from . import services
 from .models import Incident
-
-
-@shared_task
-def after_ingest(incident_ids: list[int], created_ids: list[int]) -> None:
-    """Follow-up work of an ingest, run after its commit: tell the portal."""
-    created = set(created_ids)
-    for incident_id in incident_ids:
-        live.publish_incident_changed(incident_id, created=incident_id in created)
 
 
 @shared_task
