@@ -57,10 +57,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def asgi_server(transactional_db):
+def asgi_server(transactional_db, monkeypatch):
     """The project's ASGI app (HTTP and websockets) served by uvicorn on a free port."""
     import uvicorn
+    from django.db import connections
 
+    # The server's threads must not keep connections open past the test, or the test
+    # database cannot be dropped at the end of the run.
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config("incident_manager.asgi:application", host="127.0.0.1", port=port, log_level="warning")

@@ -92,7 +92,7 @@ def test_detail_has_latest_alerts_and_the_timeline(client, ingest_path):
     path = ingest_path("alertmanager")
     for _ in range(2):
         post(client, path, load_fixture("alertmanager_webhook_v4_firing.json"))
-    incident = Incident.objects.order_by("number").first()
+    incident = Incident.objects.get(dedup_key="f42295278b9c7421")
     services.add_note(incident, text="Looking at web-01", actor=Actor("sam"))
 
     response = client.get(f"{INCIDENTS}{incident.pk}/", headers=bearer(READ))
