@@ -94,7 +94,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL")}
 if env.bool("DATABASE_POOL", default=False):
     # The ASGI tier runs views in threads; a pool bounds its connections.
-    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": 8}}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 8}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
