@@ -35,7 +35,7 @@ from django.utils import timezone  # noqa: E402
 
 from apps.accounts.models import Team  # noqa: E402
 from apps.incidents.models import Alert, Incident, Service  # noqa: E402
-from apps.integrations.services import create_integration  # noqa: E402
+from apps.integrations.services import create_integration, ingestion_url  # noqa: E402
 
 
 def alert(n: int) -> dict:
@@ -119,8 +119,8 @@ def main():
     stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Benchmarks"})
     service = Service.objects.create(team=team, name=f"Bench {stamp}", slug=f"bench-{stamp}")
-    integration, url = create_integration(name=f"bench {stamp}", kind="alertmanager", service=service)
-    path = urlsplit(url).path
+    integration, token = create_integration(name=f"bench {stamp}", kind="alertmanager", service=service)
+    path = urlsplit(ingestion_url(token, "alertmanager")).path
 
     plan, sent, latencies, accepted, failures, elapsed = asyncio.run(
         fire(args.url, path, args.n, args.c, args.group, args.seed)

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.incidents",
     "apps.integrations",
+    "apps.schedules",
+    "apps.escalation",
 ]
 
 MIDDLEWARE = [
@@ -131,6 +133,12 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered
 # Synced into django-celery-beat's tables on start, where admins see and tune them.
 CELERY_BEAT_SCHEDULE = {
     "auto-resolve-stale-incidents": {"task": "apps.incidents.tasks.auto_resolve_stale", "schedule": 60.0},
+    # Due escalation levels -> Notification rows (apps/escalation/engine.py).  A tick
+    # not started within 10 s is dropped: the next one does the same work.
+    "escalation-tick": {"task": "apps.escalation.tasks.tick", "schedule": 2.0, "options": {"expires": 10}},
+    # Notifications whose next attempt is due (retries, and any whose task was lost).
+    "deliver-due-notifications": {"task": "apps.integrations.tasks.deliver_due", "schedule": 1.0},
+    "check-heartbeats": {"task": "apps.integrations.tasks.check_heartbeats", "schedule": 30.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -189,6 +197,22 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Outbound notifications (apps/integrations): see the README's table.
+# EMAIL_URL like smtp://user:pass@host:587/?tls=True (django-environ); unset: printed to the console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="incidents@localhost")
+SLACK_API_URL = env("SLACK_API_URL", default="https://slack.com/api/")
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM = env("TWILIO_FROM", default="")
+TWILIO_API_BASE = env("TWILIO_API_BASE", default="")  # e.g. a local fake; empty: Twilio's own hosts
+NOTIFY_TIMEOUT = env.float("NOTIFY_TIMEOUT", default=5.0)  # seconds per outbound request
+NOTIFY_RETRY_DELAYS = [1, 2, 4, 8, 16]  # seconds before retry 1..5; then the row fails
+NOTIFY_BREAKER_THRESHOLD = 5  # consecutive failures that open a channel's circuit
+NOTIFY_BREAKER_OPEN_SECONDS = 60  # then one trial request
+NOTIFY_FALLBACK_CHAIN = env.list("NOTIFY_FALLBACK_CHAIN", default=["slack", "email", "webhook"])
+
 # Largest alert payload accepted at the ingestion endpoints (bytes).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
@@ -202,7 +226,7 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "twilio.http_client": {"level": "WARNING"}},
 }
 
 if not DEBUG:

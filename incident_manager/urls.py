@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("apps.integrations.urls")),
     path("api/", include("apps.incidents.api_urls")),
+    path("", include("apps.schedules.urls")),
     path("", include("apps.incidents.urls")),
 ]

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import shutil
 import socket
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from apps.integrations.services import create_integration
+from apps.integrations.services import create_integration, ingestion_url
 from incident_manager.celery import app as celery_app
 
 from .factories import MembershipFactory, ServiceFactory, UserFactory
@@ -31,8 +32,8 @@ def ingest_path(service):
     """Return a function kind -> ingestion path (with a fresh secret token) for `service`."""
 
     def make(kind: str = "alertmanager") -> str:
-        _, url = create_integration(name=f"{kind} test", kind=kind, service=service)
-        return urlsplit(url).path
+        _, token = create_integration(name=f"{kind} test", kind=kind, service=service)
+        return urlsplit(ingestion_url(token, kind)).path
 
     return make
 
@@ -56,9 +57,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def asgi_server(transactional_db, monkeypatch):
-    """The project's ASGI app (HTTP and websockets) served by uvicorn on a free port."""
+@contextlib.contextmanager
+def serve_asgi(monkeypatch, **tls):
+    """Run the project's ASGI app (HTTP and websockets) in uvicorn on a free port."""
     import uvicorn
     from django.db import connections
 
@@ -67,7 +68,14 @@ def asgi_server(transactional_db, monkeypatch):
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config("incident_manager.asgi:application", host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            "incident_manager.asgi:application",
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,  # don't wait on clients' idle keep-alive connections
+            **tls,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -76,9 +84,37 @@ def asgi_server(transactional_db, monkeypatch):
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def asgi_server(transactional_db, monkeypatch):
+    with serve_asgi(monkeypatch) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def asgi_tls_server(transactional_db, monkeypatch, tmp_path):
+    """The same over HTTPS, with a certificate from a throwaway CA.  Yields the base
+    URL and an SSL context that trusts that CA, for clients that insist on https."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with serve_asgi(
+        monkeypatch, ssl_keyfile=str(tmp_path / "key.pem"), ssl_certfile=str(tmp_path / "cert.pem")
+    ) as port:
+        yield f"https://127.0.0.1:{port}", client_context
 
 
 @pytest.fixture(scope="session")

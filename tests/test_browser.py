@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.incidents.models import Incident
-from apps.integrations.services import create_integration
+from apps.integrations.services import create_integration, ingestion_url
 
 from .conftest import load_fixture
 from .factories import MembershipFactory, UserFactory
@@ -27,7 +27,8 @@ def orm_beside_playwright(monkeypatch):
 
 def test_new_incident_appears_live_and_is_acknowledged(asgi_server, celery_worker, page, service):
     rita = MembershipFactory(team=service.team, user=UserFactory(username="rita")).user
-    _, ingest_url = create_integration(name="alertmanager", kind="alertmanager", service=service)
+    _, token = create_integration(name="alertmanager", kind="alertmanager", service=service)
+    ingest_url = ingestion_url(token, "alertmanager")
 
     page.goto(asgi_server + "/accounts/login/")
     page.get_by_label("Username or email").fill("rita")

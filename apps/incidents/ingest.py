@@ -14,10 +14,13 @@ round trip and every ORM query compiled costs about as much as the work itself
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from apps.audit.services import Actor, record
+from apps.escalation import services as escalation
+from apps.integrations import outbox
 
 from . import live, services
 from .events import AlertEvent
@@ -63,7 +66,7 @@ class IngestResult:
     incident_id: int | None
     incident_number: int | None
     deduplicated: bool
-    action: str  # "created", "appended", "resolved" or "ignored"
+    action: str  # "created", "appended", "acknowledged", "resolved" or "ignored"
 
     def as_dict(self) -> dict:
         return {
@@ -94,18 +97,19 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
 
 
 def _publish(results: list[IngestResult]) -> None:
-    """Tell the portal; resolve() has already told it about the incidents it resolved."""
+    """Tell the portal; the lifecycle verbs have already told it about what they changed."""
     created = {r.incident_id for r in results if r.action == "created"}
     appended = {r.incident_id for r in results if r.action == "appended"} - created
     for incident_id in sorted(created):
         live.publish_incident_changed(incident_id, created=True)
     for incident_id in sorted(appended):
         live.publish_incident_changed_throttled(incident_id)
+        outbox.alerts_appended(incident_id)  # throttled Slack thread replies
 
 
 def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
-    if event.status == Alert.Status.RESOLVED:
-        return _resolve(event, service_id=service_id, integration_id=integration_id, actor=actor, at=at)
+    if event.status != Alert.Status.FIRING:
+        return _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=at)
     params = {
         "service_id": service_id,
         "integration_id": integration_id,
@@ -134,31 +138,38 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
             incident=Incident(pk=incident_id),
             data={"alert": alert_id, "dedup_key": event.dedup_key, "severity": event.severity},
         )
+        # The escalation timer starts with the incident, in its transaction.
+        escalation.start(Incident(pk=incident_id, service_id=service_id, severity=event.severity), now=at)
+        # The outbox rows announcing it (Slack channel, webhooks), in this transaction.
+        outbox.announce(incident_id, service_id)
         return IngestResult(alert_id, incident_id, number, False, "created")
     return IngestResult(alert_id, incident_id, number, True, "appended")
 
 
-def _resolve(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
+def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
+    """A sender's "resolved" (or "acknowledged") for its key: applied to the open
+    incident of the key through the lifecycle verbs, like anyone else's."""
     incident = (
         Incident.objects.select_for_update()
         .filter(service_id=service_id, dedup_key=event.dedup_key)
         .exclude(status=Incident.Status.RESOLVED)
         .first()
     )
-    if incident is None:
-        # Nothing open for this key (already resolved, or never seen): keep the alert,
-        # next to the latest incident of the key if there is one.
-        latest = (
-            Incident.objects.filter(service_id=service_id, dedup_key=event.dedup_key)
-            .order_by("-created_at")
-            .values_list("pk", "number")
-            .first()
-        )
-        incident_id, number = latest or (None, None)
-        alert = _store_alert(event, incident_id, integration_id, incident_id is not None, at)
-        return IngestResult(alert.pk, incident_id, number, incident_id is not None, "ignored")
-    Incident.objects.filter(pk=incident.pk).update(alert_count=incident.alert_count + 1, last_alert_at=at)
-    alert = _store_alert(event, incident.pk, integration_id, True, at)
+    acknowledging = event.status == Alert.Status.ACKNOWLEDGED
+    # The alert is kept in any case, on the open incident of the key or else the latest one.
+    target = incident or (
+        Incident.objects.filter(service_id=service_id, dedup_key=event.dedup_key).order_by("-created_at").first()
+    )
+    if target is not None:
+        Incident.objects.filter(pk=target.pk).update(alert_count=F("alert_count") + 1, last_alert_at=at)
+    alert = _store_alert(event, target and target.pk, integration_id, target is not None, at)
+    if incident is None or (acknowledging and incident.status != Incident.Status.TRIGGERED):
+        # Nothing to change: never seen, already resolved, or already acknowledged.
+        number = target.number if target else None
+        return IngestResult(alert.pk, target and target.pk, number, target is not None, "ignored")
+    if acknowledging:
+        services.acknowledge(incident, actor=actor)
+        return IngestResult(alert.pk, incident.pk, incident.number, True, "acknowledged")
     services.resolve(incident, actor=actor, reason="resolved by the sender")
     return IngestResult(alert.pk, incident.pk, incident.number, True, "resolved")
 

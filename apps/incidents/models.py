@@ -99,6 +99,7 @@ class Incident(models.Model):
 class Alert(models.Model):
     class Status(models.TextChoices):
         FIRING = "firing"
+        ACKNOWLEDGED = "acknowledged"  # a sender's acknowledge (PagerDuty, Opsgenie)
         RESOLVED = "resolved"
 
     # Null only for a "resolved" alert that matched no incident: it is still kept.

@@ -9,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor, record
+from apps.integrations import outbox
+from apps.escalation import services as escalation
 
 from . import live
 from .models import Incident
@@ -28,6 +30,8 @@ def _locked(incident: Incident | int) -> Incident:
 def _changed(incident: Incident) -> None:
     # robust: the change is committed; a lost live update must not turn it into an error.
     transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
+    # Slack messages of the incident follow its state (apps/integrations, queued).
+    transaction.on_commit(lambda: outbox.incident_changed(incident.pk), robust=True)
 
 
 def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
@@ -42,6 +46,25 @@ def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
         incident.acknowledged_by = actor.user
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.acknowledged", actor=actor, incident=incident)
+        escalation.stop(incident)
+        _changed(incident)
+    return incident
+
+
+def unacknowledge(incident: Incident | int, *, actor: Actor, reason: str = "") -> Incident:
+    """Back to triggered: nobody is on it after all (or the ack timed out); escalation restarts."""
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status != Incident.Status.ACKNOWLEDGED:
+            raise TransitionError(
+                f"Incident #{incident.number} is {incident.status}; only an acknowledged incident can be un-acknowledged."
+            )
+        incident.status = Incident.Status.TRIGGERED
+        incident.acknowledged_at = None
+        incident.acknowledged_by = None
+        incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
+        record("incident.unacknowledged", actor=actor, incident=incident, data={"reason": reason} if reason else None)
+        escalation.restart(incident)
         _changed(incident)
     return incident
 
@@ -56,6 +79,7 @@ def resolve(incident: Incident | int, *, actor: Actor, reason: str = "") -> Inci
         incident.resolved_by = actor.user
         incident.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
         record("incident.resolved", actor=actor, incident=incident, data={"reason": reason} if reason else None)
+        escalation.stop(incident)
         _changed(incident)
     return incident
 

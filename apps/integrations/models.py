@@ -1,5 +1,9 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+from . import templating
 
 
 class Integration(models.Model):
@@ -7,7 +11,11 @@ class Integration(models.Model):
 
     class Kind(models.TextChoices):
         ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+        GRAFANA = "grafana", "Grafana alerting"
+        PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
+        OPSGENIE = "opsgenie", "Opsgenie Alert API"
         GENERIC = "generic", "Generic JSON"
+        HEARTBEAT = "heartbeat", "Heartbeat (dead man's switch)"
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -16,9 +24,32 @@ class Integration(models.Model):
     token_prefix = models.CharField(max_length=16, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Heartbeats only: an incident opens when no ping came for this long.
+    heartbeat_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Heartbeat integrations: expect a ping at least this often (minutes)."
+    )
+    last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Generic integrations only: Jinja templates mapping the sender's JSON onto our fields.
+    templates = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Generic JSON only, e.g. {"title": "{{ payload.alert_title }}", "dedup_key": "{{ payload.id }}"}; '
+        "fields: title, description, severity, dedup_key, status, source.",
+    )
 
     def __str__(self):
         return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self):
+        errors = {}
+        if (self.kind == self.Kind.HEARTBEAT) != bool(self.heartbeat_minutes):
+            errors["heartbeat_minutes"] = "Set it for heartbeat integrations, and only for them."
+        if self.templates and self.kind != self.Kind.GENERIC:
+            errors["templates"] = "Only generic integrations use templates."
+        elif problems := templating.check(self.templates):
+            errors["templates"] = "; ".join(f"{field} {problem}" for field, problem in problems.items())
+        if errors:
+            raise ValidationError(errors)
 
 
 class Notification(models.Model):
@@ -72,3 +103,151 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.channel} → {self.recipient or 'channel'} for {self.incident}"
+
+
+# ----- Outbound channels: where notifications go -------------------------------------------
+
+
+class SlackWorkspace(models.Model):
+    """A Slack workspace with our app installed.  The bot token and signing secret are
+    stored sealed (sealed.py) and never shown again once entered."""
+
+    team_id = models.CharField(max_length=32, unique=True, help_text="Slack's team id, T…")
+    name = models.CharField(max_length=100)
+    bot_token_sealed = models.TextField(editable=False)
+    signing_secret_sealed = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.team_id})"
+
+    @property
+    def bot_token(self) -> str:
+        from .sealed import unseal
+
+        return unseal(self.bot_token_sealed)
+
+    @bot_token.setter
+    def bot_token(self, value: str) -> None:
+        from .sealed import seal
+
+        self.bot_token_sealed = seal(value)
+
+    @property
+    def signing_secret(self) -> str:
+        from .sealed import unseal
+
+        return unseal(self.signing_secret_sealed)
+
+    @signing_secret.setter
+    def signing_secret(self, value: str) -> None:
+        from .sealed import seal
+
+        self.signing_secret_sealed = seal(value)
+
+
+class SlackChannelLink(models.Model):
+    """A service's incidents are announced in this Slack channel."""
+
+    service = models.ForeignKey("incidents.Service", on_delete=models.CASCADE, related_name="slack_channels")
+    workspace = models.ForeignKey(SlackWorkspace, on_delete=models.CASCADE, related_name="channels")
+    channel_id = models.CharField(max_length=32, help_text="C…")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "workspace", "channel_id"], name="one_link_per_channel")
+        ]
+
+    def __str__(self):
+        return f"{self.service} → {self.channel_id}"
+
+
+class SlackMessage(models.Model):
+    """The one message an incident has in a Slack channel: later changes update it
+    (chat.update) and follow-up alerts go into its thread."""
+
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="slack_messages")
+    workspace = models.ForeignKey(SlackWorkspace, on_delete=models.CASCADE, related_name="+")
+    channel_id = models.CharField(max_length=32)
+    ts = models.CharField(max_length=32, blank=True)
+    alert_count_posted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "channel_id"], name="one_slack_message_per_incident_channel")
+        ]
+
+    def __str__(self):
+        return f"{self.channel_id}/{self.ts}"
+
+
+class ContactMethod(models.Model):
+    """How to reach a person: an e-mail address, a phone number, a Slack user id."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack"
+        EMAIL = "email"
+        SMS = "sms"
+        VOICE = "voice"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_methods")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    address = models.CharField(max_length=255, help_text="E-mail, E.164 phone number (+4915…), or Slack user id (U…)")
+    verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "address"], name="one_owner_per_contact")]
+
+    def __str__(self):
+        return f"{self.user}: {self.kind} {self.address}"
+
+
+class NotificationRule(models.Model):
+    """'critical: SMS at once, call after 2 minutes; others: Slack' is three rules."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_rules")
+    severities = ArrayField(
+        models.CharField(max_length=16), blank=True, default=list, help_text="Empty: any severity."
+    )
+    kind = models.CharField(max_length=16, choices=ContactMethod.Kind.choices)
+    delay_minutes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["user", "delay_minutes", "id"]
+
+    def __str__(self):
+        return f"{self.user}: {self.kind} after {self.delay_minutes} min for {','.join(self.severities) or 'any'}"
+
+
+class WebhookEndpoint(models.Model):
+    """An outbound webhook: every incident of the service (or of any service of the
+    team) is POSTed here as JSON, signed the Standard Webhooks way."""
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=1000)
+    service = models.ForeignKey(
+        "incidents.Service", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
+    secret_sealed = models.TextField(editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def secret(self) -> str:
+        from .sealed import unseal
+
+        return unseal(self.secret_sealed)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        from .sealed import seal
+
+        self.secret_sealed = seal(value)

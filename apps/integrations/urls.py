@@ -1,7 +1,19 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import views
+from . import compat_views, outbound_views, views
 
 urlpatterns = [
     path("api/v1/ingest/<str:token>/<str:kind>", views.ingest_alerts, name="ingest"),
+    path("api/v1/ingest/<str:kind>", views.ingest_alerts_bearer, name="ingest-bearer"),
+    path("api/v1/heartbeat/<str:token>", views.heartbeat_ping, name="heartbeat"),
+    # Other vendors' alert APIs, for senders that only speak those (compat_views.py).
+    path("v2/enqueue", compat_views.pagerduty_enqueue, name="pagerduty-enqueue"),
+    path("opsgenie/v2/alerts", compat_views.opsgenie_create, name="opsgenie-create"),
+    re_path(
+        r"^opsgenie/v2/alerts/(?P<identifier>.+)/(?P<action>close|acknowledge)$",
+        compat_views.opsgenie_action,
+        name="opsgenie-action",
+    ),
+    path("integrations/slack/events", outbound_views.slack_events, name="slack-events"),
+    path("integrations/twilio/voice/<int:notification_id>/gather", outbound_views.twilio_gather, name="twilio-gather"),
 ]

@@ -4,7 +4,8 @@ Reference: prometheus/alertmanager notify/webhook/webhook.go (Message) and
 template/template.go (Data, Alert).  Each alert in the group becomes one event;
 its dedup key is Alertmanager's own fingerprint (a hash of the alert's labels),
 so repeats of an alert, and its resolution, find the same incident.  The group's
-groupKey is kept on the alert for grouping rules.
+groupKey is kept on the alert for grouping rules.  Grafana's webhook embeds the
+same message shape (parsers/grafana.py), hence `parse_group`.
 """
 
 from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity
@@ -20,6 +21,10 @@ def parse(data) -> list[AlertEvent]:
     version = data.get("version")
     if version is not None and version != "4":
         raise PayloadError("version", 'must be "4" (Alertmanager webhook payload version 4)')
+    return parse_group(data, source="alertmanager")
+
+
+def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[AlertEvent]:
     alerts = data.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("alerts", "is required and must be a list")
@@ -47,7 +52,8 @@ def parse(data) -> list[AlertEvent]:
             annotations.get("summary")
             or annotations.get("title")
             or labels.get("alertname")
-            or f"Alert from {receiver or 'Alertmanager'}"
+            or fallback_title
+            or f"Alert from {receiver or source}"
         )
         events.append(
             AlertEvent(
@@ -57,7 +63,7 @@ def parse(data) -> list[AlertEvent]:
                 severity=normalise_severity(labels.get("severity") or common.get("severity")) or Severity.MEDIUM,
                 dedup_key=fingerprint or ours,
                 fingerprint=ours,
-                source="alertmanager",
+                source=source,
                 labels=labels,
                 group_key=group_key,
                 starts_at=starts_at,

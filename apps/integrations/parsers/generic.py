@@ -5,29 +5,33 @@
      "status": "firing"}
 
 Only title is required.  Without dedup_key the key is a hash of the title and
-labels.  A JSON list of such objects sends several alerts in one request.
+labels.  A JSON list of such objects sends several alerts in one request.  An
+integration with field-mapping templates (templating.py) first maps the
+sender's own JSON onto these fields.
 """
 
 from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprint, normalise_severity
 from apps.incidents.models import Severity
 
+from .. import templating
 from .validation import PayloadError, choice, obj, string_map, text, timestamp
 
 MAX_ALERTS = 1000
 
 
-def parse(data) -> list[AlertEvent]:
+def parse(data, templates: dict[str, str] | None = None) -> list[AlertEvent]:
     if isinstance(data, list):
         if not data:
             raise PayloadError("body", "must not be an empty list")
         if len(data) > MAX_ALERTS:
             raise PayloadError("body", f"must have at most {MAX_ALERTS} alerts")
-        return [_parse_one(item, f"[{i}].") for i, item in enumerate(data)]
-    return [_parse_one(data, "")]
+        return [_parse_one(item, f"[{i}].", templates) for i, item in enumerate(data)]
+    return [_parse_one(data, "", templates)]
 
 
-def _parse_one(data, prefix: str) -> AlertEvent:
-    obj(data, prefix.rstrip(".") or "body")
+def _parse_one(raw, prefix: str, templates) -> AlertEvent:
+    obj(raw, prefix.rstrip(".") or "body")
+    data = {**raw, **templating.render(templates, raw)} if templates else raw
     title = text(data, "title", f"{prefix}title", required=True, max_length=500)
     severity_word = data.get("severity")
     if severity_word is None:
@@ -50,5 +54,5 @@ def _parse_one(data, prefix: str) -> AlertEvent:
         source=text(data, "source", f"{prefix}source", max_length=100) or "generic",
         labels=labels,
         starts_at=timestamp(data.get("timestamp"), f"{prefix}timestamp"),
-        payload=data,
+        payload=raw,
     )

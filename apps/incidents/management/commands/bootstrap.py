@@ -9,7 +9,7 @@ from django.db import transaction
 from apps.accounts.models import Membership, Team
 from apps.incidents.models import Service
 from apps.integrations.models import Integration
-from apps.integrations.services import create_integration
+from apps.integrations.services import create_integration, ingestion_url
 
 
 class Command(BaseCommand):
@@ -33,7 +33,8 @@ class Command(BaseCommand):
             else:
                 password = "(unchanged: the user existed already)"
             Membership.objects.get_or_create(user=admin, team=team, defaults={"role": Membership.Role.ADMIN})
-            _, url = create_integration(name="Demo Alertmanager", kind=Integration.Kind.ALERTMANAGER, service=service)
+            _, token = create_integration(name="Demo Alertmanager", kind=Integration.Kind.ALERTMANAGER, service=service)
+            url = ingestion_url(token, Integration.Kind.ALERTMANAGER)
         self.stdout.write(
             self.style.SUCCESS("First start: demo data created.\n")
             + f"  Portal:            {settings.SITE_URL}/\n"

@@ -1,0 +1,244 @@
+"""The escalation engine: `tick()` fires every due escalation level.
+
+Celery beat runs it every 2 seconds (apps/escalation/tasks.py).  Each round takes
+up to `batch` due EscalationStates with SELECT … FOR UPDATE SKIP LOCKED, so any
+number of ticks can run at once without two of them taking the same state, and
+in ONE transaction writes for each state its Notification rows (the outbox;
+delivery is apps/integrations' job), an audit entry, and the state's next level.
+A tick that dies mid-way commits nothing of its round; the next tick, in any
+worker, finds the same states still due.  Every Notification carries an
+idempotency key (incident, cycle, level, user, channel), so even a level fired
+twice could not page twice.
+
+One broken state (say, a rule pointing at something that makes the insert fail)
+must not hold up the others: a round that fails is redone state by state, each in
+a savepoint, and the failing states are left due (retried on the next tick) and
+logged.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditEntry
+from apps.audit.services import Actor
+from apps.incidents import services as incident_services
+from apps.incidents.models import Incident
+from apps.integrations.models import Notification
+from apps.schedules import oncall
+
+from . import services
+from .models import EscalationPolicy, EscalationState
+from .targets import Resolver
+
+logger = logging.getLogger(__name__)
+
+ACTOR = Actor("escalation")
+DIGEST_CHANNEL = Notification.Channel.EMAIL
+
+
+def notification_key(incident_id, cycle, level, user_id, channel) -> str:
+    return f"esc:{incident_id}:{cycle}:{level}:{user_id}:{channel}"
+
+
+def digest_key(incident_id, user_id) -> str:
+    return f"esc:{incident_id}:digest:{user_id}:{DIGEST_CHANNEL}"
+
+
+@dataclass
+class Step:
+    """What one state does this round: rows to insert and its new position."""
+
+    state: EscalationState
+    notifications: list[Notification] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+
+
+def tick(now: datetime | None = None, batch: int = 500) -> int:
+    """Process every escalation due at `now` (default: the clock, read each round).
+    Returns how many states were processed."""
+    resolver = Resolver()
+    processed = 0
+    failed: set[int] = set()
+    while True:
+        at = now or timezone.now()
+        with transaction.atomic():
+            states = list(
+                EscalationState.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("policy", "incident")
+                .filter(status__in=[EscalationState.Status.ACTIVE, EscalationState.Status.ACKNOWLEDGED], next_at__lte=at)
+                .exclude(pk__in=failed)
+                .order_by("next_at", "pk")[:batch]
+            )
+            if not states:
+                return processed
+            resolver.load_rules({s.policy_id for s in states})
+            try:
+                with transaction.atomic():
+                    _apply([_plan(state, resolver, at) for state in states])
+            except Exception:
+                logger.warning("escalation round failed; retrying its %d states one by one", len(states), exc_info=True)
+                for state in states:
+                    state.refresh_from_db()  # _plan may have changed the object
+                    try:
+                        with transaction.atomic():
+                            _apply([_plan(state, resolver, at)])
+                    except Exception:
+                        logger.exception("escalation of incident %s failed; retried on the next tick", state.incident_id)
+                        failed.add(state.pk)
+            processed += len(states)
+
+
+def _apply(steps: list[Step]) -> None:
+    notifications = [n for step in steps for n in step.notifications]
+    if notifications:
+        # A duplicate key (the same level fired twice) inserts nothing.
+        Notification.objects.bulk_create(notifications, ignore_conflicts=True)
+    entries = [e for step in steps for e in step.audit]
+    if entries:
+        AuditEntry.objects.bulk_create(entries)
+    changed = [step.state for step in steps if step.state is not None]
+    if changed:
+        now = timezone.now()
+        for state in changed:
+            state.updated_at = now
+        EscalationState.objects.bulk_update(
+            changed, ["status", "level", "cycle", "repeats_done", "next_at", "updated_at"]
+        )
+
+
+def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
+    """Decide what `state` does at `now`; changes the state object in memory."""
+    incident = state.incident
+    policy = state.policy
+    step = Step(state)
+    S = EscalationState.Status
+    if incident.status == Incident.Status.RESOLVED:
+        state.status, state.next_at = S.STOPPED, None
+        return step
+    if state.status == S.ACKNOWLEDGED:
+        return _ack_timeout(state, now)
+    if incident.status == Incident.Status.ACKNOWLEDGED:  # acknowledged without stop(): be safe
+        state.status, state.next_at = S.ACKNOWLEDGED, None
+        return step
+
+    rules = resolver.rules(policy.pk)
+    if state.level >= len(rules):
+        state.status, state.next_at = S.EXHAUSTED, None
+        return step
+
+    if policy.business_hours_only and not _in_business_hours(policy, now):
+        resume = _next_business_start(policy, now)
+        state.next_at = resume or now + timedelta(days=1)
+        step.audit.append(
+            _entry(
+                incident,
+                "escalation.deferred",
+                {"policy": policy.pk, "policy_name": policy.name, "level": state.level, "cycle": state.cycle,
+                 "until": state.next_at.isoformat(), "why": "outside the policy's business hours"},
+            )
+        )
+        return step
+
+    rule = rules[0] if policy.digest_only else rules[state.level]
+    targets = resolver.resolve(rule, now)
+    names = resolver.usernames(targets)
+    channels = [DIGEST_CHANNEL] if policy.digest_only else list(rule.channels)
+    base_reason = {
+        "policy": policy.pk,
+        "policy_name": policy.name,
+        "rule": rule.id,
+        "level": state.level,
+        "cycle": state.cycle,
+        "due_at": state.next_at.isoformat(),
+    }
+    if policy.digest_only:
+        base_reason["digest"] = True
+    for user_id, why in targets.items():
+        for channel in channels:
+            key = (
+                digest_key(incident.pk, user_id)
+                if policy.digest_only
+                else notification_key(incident.pk, state.cycle, state.level, user_id, channel)
+            )
+            step.notifications.append(
+                Notification(
+                    incident_id=incident.pk,
+                    recipient_id=user_id,
+                    channel=channel,
+                    idempotency_key=key,
+                    status=Notification.Status.PENDING,
+                    next_attempt_at=now,
+                    reason={**base_reason, "why": why},
+                )
+            )
+    step.audit.append(
+        _entry(
+            incident,
+            "escalation.notified",
+            {
+                **base_reason,
+                "channels": channels,
+                "targets": [{"user": u, "username": names.get(u, str(u)), "why": why} for u, why in targets.items()],
+                **({} if targets else {"why": "nobody to notify: no target resolved to a person"}),
+            },
+        )
+    )
+    _advance(state, rules, now)
+    return step
+
+
+def _advance(state: EscalationState, rules, now: datetime) -> None:
+    S = EscalationState.Status
+    policy = state.policy
+    if policy.digest_only:
+        state.status, state.next_at = S.EXHAUSTED, None
+    elif state.level + 1 < len(rules):
+        state.level += 1
+        state.next_at = now + timedelta(minutes=rules[state.level].delay_minutes)
+    elif state.repeats_done < policy.repeat:
+        gap = policy.repeat_delay_minutes if policy.repeat_delay_minutes is not None else rules[-1].delay_minutes
+        state.level = 0
+        state.cycle += 1
+        state.repeats_done += 1
+        state.next_at = now + timedelta(minutes=gap)
+    else:
+        state.status, state.next_at = S.EXHAUSTED, None
+
+
+def _ack_timeout(state: EscalationState, now: datetime) -> Step:
+    """The ack timeout ran out: the incident goes back to triggered and escalates
+    again (incidents.services.unacknowledge restarts this state)."""
+    incident = state.incident
+    # Lock order elsewhere is incident, then state; we hold the state, so never
+    # wait for the incident: if someone is changing it right now, try next tick.
+    got = Incident.objects.select_for_update(skip_locked=True).filter(pk=incident.pk).values_list("status", flat=True)
+    status = next(iter(got), None)
+    if status is None:
+        return Step(None)
+    if status == Incident.Status.ACKNOWLEDGED:
+        incident_services.unacknowledge(incident.pk, actor=ACTOR, reason="acknowledgement timed out")
+    elif status == Incident.Status.TRIGGERED:
+        services.restart(incident, now=now)
+    else:
+        state.status, state.next_at = EscalationState.Status.STOPPED, None
+        return Step(state)
+    return Step(None)  # unacknowledge() / restart() saved the state themselves
+
+
+def _entry(incident, verb: str, data: dict) -> AuditEntry:
+    # audit.services.record() writes one row; a tick writes hundreds at once.
+    return AuditEntry(verb=verb, actor=None, actor_label=ACTOR.label, incident_id=incident.pk, data=data)
+
+
+def _in_business_hours(policy: EscalationPolicy, at: datetime) -> bool:
+    return oncall.in_window(at, oncall.ZoneInfo(policy.time_zone), policy.business_start, policy.business_end, policy.business_weekdays)
+
+
+def _next_business_start(policy: EscalationPolicy, at: datetime) -> datetime | None:
+    return oncall.next_window_start(
+        at, oncall.ZoneInfo(policy.time_zone), policy.business_start, policy.business_end, policy.business_weekdays
+    )

@@ -1,0 +1,78 @@
+"""Start, stop and restart an incident's escalation.
+
+Called by apps/incidents (ingest and the lifecycle verbs) inside their own
+transaction, with the incident row already locked or just created, so the timer
+changes exactly when the incident does.  This module must not import
+apps.incidents.services (which imports it).
+"""
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from .models import EscalationPolicy, EscalationRule, EscalationState
+
+
+def policy_for(service_id: int, severity: str) -> EscalationPolicy | None:
+    """The service's variant for `severity`, else its catch-all policy, else None."""
+    policies = list(EscalationPolicy.objects.filter(service_id=service_id).order_by("pk"))
+    for policy in policies:
+        if severity in policy.severities:
+            return policy
+    return next((p for p in policies if not p.severities), None)
+
+
+def first_delay(policy: EscalationPolicy) -> timedelta | None:
+    """Delay of the policy's first rule, or None when it has no rule."""
+    rule = EscalationRule.objects.filter(policy=policy).order_by("position", "pk").values("delay_minutes").first()
+    return None if rule is None else timedelta(minutes=rule["delay_minutes"])
+
+
+def start(incident, *, now: datetime | None = None) -> EscalationState | None:
+    """Start escalating a new incident, by its service's policy for its severity."""
+    now = now or timezone.now()
+    policy = policy_for(incident.service_id, incident.severity)
+    if policy is None or (delay := first_delay(policy)) is None:
+        return None
+    # One INSERT, no savepoint (this runs on ingest's hot path); a second start()
+    # for the same incident inserts nothing.
+    state = EscalationState(incident_id=incident.pk, policy=policy, next_at=now + delay, started_at=now)
+    EscalationState.objects.bulk_create([state], ignore_conflicts=True)
+    return state
+
+
+def stop(incident, *, now: datetime | None = None) -> None:
+    """The incident was acknowledged or resolved: no further level fires.  An
+    acknowledged incident whose policy has an ack timeout escalates again then."""
+    now = now or timezone.now()
+    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    if state is None:
+        return
+    if incident.status == "acknowledged":
+        timeout = state.policy.ack_timeout_minutes
+        state.status = EscalationState.Status.ACKNOWLEDGED
+        state.next_at = now + timedelta(minutes=timeout) if timeout else None
+    else:
+        state.status = EscalationState.Status.STOPPED
+        state.next_at = None
+    state.save(update_fields=["status", "next_at", "updated_at"])
+
+
+def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
+    """Escalate again from the first level (un-acknowledge, ack timeout), in a new
+    cycle so that the new notifications do not collide with the earlier ones."""
+    now = now or timezone.now()
+    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    if state is None:
+        return start(incident, now=now)
+    delay = first_delay(state.policy)
+    if delay is None:
+        return state
+    state.status = EscalationState.Status.ACTIVE
+    state.level = 0
+    state.cycle += 1
+    state.repeats_done = 0
+    state.next_at = now + delay
+    state.save(update_fields=["status", "level", "cycle", "repeats_done", "next_at", "updated_at"])
+    return state
+

@@ -1,0 +1,243 @@
+"""Slack through slack_sdk's WebClient (base URL from SLACK_API_URL, so tests and the
+bench point it at a local fake).
+
+An incident has one message per channel (SlackMessage, unique per incident and
+channel): the first delivery posts it, any later one — and every change of the
+incident — updates it with chat.update, and follow-up alerts go into its thread.
+"""
+
+import logging
+import socket
+import urllib.error
+
+from django.conf import settings
+from django.db import transaction
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from apps.incidents.models import Incident
+
+from .. import addresses
+from ..models import SlackChannelLink, SlackMessage, SlackWorkspace
+from . import NoAddress, PermanentError, RetryableError, http_error
+
+log = logging.getLogger(__name__)
+
+ACK, RESOLVE, ESCALATE, SNOOZE = "incident_ack", "incident_resolve", "incident_escalate", "incident_snooze"
+SEVERITY_EMOJI = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:"}
+
+
+def client_for(workspace: SlackWorkspace) -> WebClient:
+    # No retry handlers: the outbox owns retries and their timing.
+    return WebClient(
+        token=workspace.bot_token,
+        base_url=settings.SLACK_API_URL,
+        timeout=max(1, int(settings.NOTIFY_TIMEOUT)),
+        retry_handlers=[],
+    )
+
+
+def call(method, **kwargs):
+    """Call a WebClient method, turning its failures into Retryable/PermanentError."""
+    try:
+        return method(**kwargs)
+    except SlackApiError as exc:
+        response = exc.response
+        status = response.status_code
+        if status != 200:
+            headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+            value = headers.get("retry-after")
+            if isinstance(value, list):
+                value = value[0]
+            raise http_error(status, str(response.get("error", "")) if isinstance(response.data, dict) else "", value)
+        error = response.get("error", "unknown")
+        if error in {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}:
+            raise RetryableError(f"slack: {error}") from None
+        raise PermanentError(f"slack: {error}") from None
+    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, SlackClientError, ValueError) as exc:
+        raise RetryableError(f"slack: {type(exc).__name__}: {exc}") from None
+
+
+# ----- where a notification goes -----------------------------------------------------------
+
+
+def _link(notification) -> SlackChannelLink:
+    link_id = notification.target.removeprefix("slack-channel:")
+    link = SlackChannelLink.objects.select_related("workspace").filter(pk=int(link_id)).first()
+    if link is None:
+        raise PermanentError("Slack channel link deleted")
+    return link
+
+
+def _workspace_for_person(notification) -> SlackWorkspace:
+    link = (
+        SlackChannelLink.objects.select_related("workspace")
+        .filter(service_id=notification.incident.service_id, is_active=True)
+        .first()
+    )
+    workspace = link.workspace if link else SlackWorkspace.objects.order_by("pk").first()
+    if workspace is None:
+        raise PermanentError("no Slack workspace is installed")
+    return workspace
+
+
+def breaker_name(notification) -> str:
+    if notification.target.startswith("slack-channel:"):
+        return f"slack:{_link(notification).workspace.team_id}"
+    return f"slack:{_workspace_for_person(notification).team_id}"
+
+
+def fallback_target(notification) -> str | None:
+    if notification.recipient_id and addresses.contact(notification.recipient, "slack"):
+        return ""
+    return None  # a channel announcement has no Slack fallback
+
+
+# ----- the message -------------------------------------------------------------------------
+
+
+def text(incident: Incident) -> str:
+    return f"#{incident.number} [{incident.severity}] {incident.title} ({incident.status})"
+
+
+def blocks(incident: Incident) -> list[dict]:
+    from .email import incident_url
+
+    emoji = SEVERITY_EMOJI.get(incident.severity, ":white_circle:")
+    state = incident.status
+    if incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by:
+        state += f" by {incident.acknowledged_by.get_username()}"
+    if incident.status == Incident.Status.RESOLVED and incident.resolved_by:
+        state += f" by {incident.resolved_by.get_username()}"
+    result = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{emoji} *<{incident_url(incident)}|#{incident.number} {incident.title[:200]}>*"},
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{incident.severity}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{state}"},
+                {"type": "mrkdwn", "text": f"*Service*\n{incident.service.name}"},
+                {"type": "mrkdwn", "text": f"*Alerts*\n{incident.alert_count}"},
+            ],
+        }
+    ]
+    if incident.status != Incident.Status.RESOLVED:
+        value = str(incident.pk)
+        elements = []
+        if incident.status == Incident.Status.TRIGGERED:
+            elements.append(_button("Acknowledge", ACK, value, "primary"))
+        elements += [
+            _button("Resolve", RESOLVE, value, "danger"),
+            _button("Escalate", ESCALATE, value),
+            {
+                "type": "static_select",
+                "action_id": SNOOZE,
+                "placeholder": {"type": "plain_text", "text": "Snooze"},
+                "options": [{"text": {"type": "plain_text", "text": "Snooze 1h"}, "value": f"{value}:60"}],
+            },
+        ]
+        result.append({"type": "actions", "block_id": f"incident-{incident.pk}", "elements": elements})
+    return result
+
+
+def _button(label, action_id, value, style=None) -> dict:
+    button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def _incident(incident_id: int) -> Incident:
+    return Incident.objects.select_related("service", "acknowledged_by", "resolved_by").defer("embedding").get(
+        pk=incident_id
+    )
+
+
+# ----- sending -----------------------------------------------------------------------------
+
+
+def send(notification) -> str:
+    incident = _incident(notification.incident_id)
+    if not notification.target.startswith("slack-channel:"):
+        user_id = addresses.contact(notification.recipient, "slack")
+        if not user_id:
+            raise NoAddress("no Slack user linked for this recipient")
+        workspace = _workspace_for_person(notification)
+        response = call(
+            client_for(workspace).chat_postMessage, channel=user_id, text=text(incident), blocks=blocks(incident)
+        )
+        return response["ts"]
+    link = _link(notification)
+    # One message per incident and channel.  A concurrent delivery of another row
+    # for the same pair blocks on this insert until ours commits, then finds our ts.
+    message, _ = SlackMessage.objects.get_or_create(
+        incident=incident, channel_id=link.channel_id, defaults={"workspace": link.workspace}
+    )
+    client = client_for(link.workspace)
+    if message.ts:
+        call(client.chat_update, channel=message.channel_id, ts=message.ts, text=text(incident), blocks=blocks(incident))
+        return message.ts
+    response = call(client.chat_postMessage, channel=link.channel_id, text=text(incident), blocks=blocks(incident))
+    message.ts = response["ts"]
+    message.channel_id = response.get("channel") or link.channel_id
+    message.alert_count_posted = incident.alert_count
+    message.save(update_fields=["ts", "channel_id", "alert_count_posted", "updated_at"])
+    return message.ts
+
+
+def update_messages(incident_id: int) -> int:
+    """chat.update every posted message of the incident; returns how many.  Errors are
+    logged, not raised: the next change updates the message again."""
+    try:
+        incident = _incident(incident_id)
+    except Incident.DoesNotExist:
+        return 0
+    updated = 0
+    for message in SlackMessage.objects.select_related("workspace").filter(incident_id=incident_id).exclude(ts=""):
+        try:
+            call(
+                client_for(message.workspace).chat_update,
+                channel=message.channel_id,
+                ts=message.ts,
+                text=text(incident),
+                blocks=blocks(incident),
+            )
+            updated += 1
+        except (RetryableError, PermanentError) as exc:
+            log.warning("chat.update of incident %s in %s failed: %s", incident_id, message.channel_id, exc)
+    return updated
+
+
+def post_followups(incident_id: int) -> int:
+    """Tell each message's thread about the alerts that arrived since the last reply."""
+    posted = 0
+    with transaction.atomic():
+        try:
+            incident = _incident(incident_id)
+        except Incident.DoesNotExist:
+            return 0
+        messages = (
+            SlackMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("workspace")
+            .filter(incident_id=incident_id, alert_count_posted__lt=incident.alert_count)
+            .exclude(ts="")
+        )
+        for message in messages:
+            new = incident.alert_count - message.alert_count_posted
+            client = client_for(message.workspace)
+            try:
+                call(
+                    client.chat_postMessage,
+                    channel=message.channel_id,
+                    thread_ts=message.ts,
+                    text=f"{new} more alert{'s' if new != 1 else ''} ({incident.alert_count} in all); last at "
+                    f"{incident.last_alert_at:%H:%M:%S} UTC",
+                )
+                call(client.chat_update, channel=message.channel_id, ts=message.ts, text=text(incident), blocks=blocks(incident))
+            except (RetryableError, PermanentError) as exc:
+                log.warning("follow-up for incident %s failed: %s", incident_id, exc)
+                continue
+            message.alert_count_posted = incident.alert_count
+            message.save(update_fields=["alert_count_posted", "updated_at"])
+            posted += 1
+    return posted

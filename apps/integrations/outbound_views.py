@@ -1,0 +1,51 @@
+"""Outbound channels' callbacks: Slack interactivity and Twilio's voice gather."""
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from apps.audit.services import Actor
+from apps.incidents import services as incident_services
+
+from .models import Notification
+from .slack_app import handler_for, team_id_of
+
+
+@csrf_exempt
+@require_POST
+def slack_events(request):
+    """Slack's interactivity, slash command and events URL.  bolt verifies the signature
+    with the workspace's signing secret and answers 401 when it does not match."""
+    handler = handler_for(team_id_of(request.body, request.content_type or ""))
+    if handler is None:
+        return JsonResponse({"error": "unknown workspace"}, status=401)
+    return handler.handle(request)
+
+
+@csrf_exempt
+@require_POST
+def twilio_gather(request, notification_id: int):
+    """Twilio posts the digit pressed during a call; "1" acknowledges as the person called.
+    The request must carry Twilio's signature (X-Twilio-Signature) over our URL and its form."""
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    url = settings.SITE_URL + request.get_full_path()
+    if not settings.TWILIO_AUTH_TOKEN or not validator.validate(
+        url, request.POST.dict(), request.headers.get("X-Twilio-Signature", "")
+    ):
+        return HttpResponse("invalid signature", status=403)
+    notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
+    response = VoiceResponse()
+    if notification is None or notification.recipient is None or request.POST.get("Digits") != "1":
+        response.say("Nothing was changed. Goodbye.")
+    else:
+        try:
+            incident_services.acknowledge(
+                notification.incident_id, actor=Actor(f"{notification.recipient.get_username()} (phone)", notification.recipient)
+            )
+            response.say("Acknowledged. Goodbye.")
+        except incident_services.TransitionError:
+            response.say("The incident was already acknowledged or resolved. Goodbye.")
+    return HttpResponse(str(response), content_type="application/xml")

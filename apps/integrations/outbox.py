@@ -1,0 +1,250 @@
+"""The outbox: Notification rows in, messages out.
+
+Writers (ingest's announce() here, escalation's tick()) insert rows in their own
+transaction and, on commit, enqueue `tasks.deliver_notifications`; the beat task
+`tasks.deliver_due` picks up every row whose next attempt is due, so a lost task
+only delays a message by a second.
+
+deliver() holds the row's lock (SELECT … FOR UPDATE SKIP LOCKED) for the whole
+attempt: a second deliverer of the same row skips it instead of sending twice,
+and a worker that dies mid-send releases the lock with its connection, leaving
+the row pending for the next tick (at least once).  Retries are timers in the row
+(next_attempt_at), not Celery countdowns.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.audit.services import SYSTEM, record
+
+from . import breaker, channels
+from .channels import NoAddress, PermanentError, RetryableError
+from .models import Notification, SlackChannelLink, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 3600  # seconds; a Retry-After beyond this is capped
+DUE_BATCH = 500
+
+
+# ----- writing rows ------------------------------------------------------------------------
+
+
+def announce(incident_id: int, service_id: int, team_id: int | None = None) -> list[int]:
+    """Write the rows that announce a new incident: one per Slack channel and per
+    webhook of its service (and team).  Call inside the incident's transaction."""
+    rows = [
+        Notification(
+            incident_id=incident_id,
+            channel=Notification.Channel.SLACK,
+            target=f"slack-channel:{link_id}",
+            idempotency_key=f"incident:{incident_id}:announce:slack-channel:{link_id}",
+            reason={"announce": "incident opened"},
+            next_attempt_at=timezone.now(),
+        )
+        for link_id in SlackChannelLink.objects.filter(service_id=service_id, is_active=True).values_list(
+            "pk", flat=True
+        )
+    ]
+    endpoints = WebhookEndpoint.objects.filter(
+        Q(service_id=service_id) | Q(service__isnull=True, team__services=service_id), is_active=True
+    )
+    rows += [
+        Notification(
+            incident_id=incident_id,
+            channel=Notification.Channel.WEBHOOK,
+            target=f"webhook:{endpoint_id}",
+            idempotency_key=f"incident:{incident_id}:announce:webhook:{endpoint_id}",
+            reason={"announce": "incident opened"},
+            next_attempt_at=timezone.now(),
+        )
+        for endpoint_id in endpoints.values_list("pk", flat=True).distinct()
+    ]
+    if not rows:
+        return []
+    created = Notification.objects.bulk_create(rows, ignore_conflicts=False)
+    ids = [n.pk for n in created]
+    enqueue(ids)
+    return ids
+
+
+def enqueue(ids: list[int]) -> None:
+    """Deliver these rows as soon as their transaction commits."""
+    if not ids:
+        return
+    from .tasks import deliver_notifications
+
+    # robust: the rows are committed; if the broker is away, deliver_due sends them.
+    transaction.on_commit(lambda: deliver_notifications.delay(ids), robust=True)
+
+
+# ----- delivering rows ---------------------------------------------------------------------
+
+
+def due_ids(limit: int = DUE_BATCH) -> list[int]:
+    return list(
+        Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def deliver(notification_id: int) -> str:
+    """Make one attempt at a due row.  Returns what happened: "delivered", "retry",
+    "failed", "fallback", "deferred", "suppressed", or "skipped" (not pending, not
+    due, or being delivered by someone else right now)."""
+    with transaction.atomic():
+        n = (
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("incident", "incident__service", "recipient")
+            .filter(pk=notification_id, status=Notification.Status.PENDING)
+            .first()
+        )
+        now = timezone.now()
+        if n is None or (n.next_attempt_at and n.next_attempt_at > now):
+            return "skipped"
+        if n.recipient_id and n.incident.status != n.incident.Status.TRIGGERED:
+            # Paging a person about an incident someone already took is noise.
+            return _finish(n, Notification.Status.SUPPRESSED, f"incident is {n.incident.status}", "suppressed")
+        module = channels.get(n.channel)
+        try:
+            circuit = module.breaker_name(n)
+        except PermanentError as exc:
+            return _finish(n, Notification.Status.FAILED, str(exc), "failed")
+        if not breaker.allow(circuit):
+            return _circuit_open(n, circuit, now)
+        n.attempts += 1
+        try:
+            with transaction.atomic():  # a failed send leaves no half-written rows behind
+                external_id = module.send(n)
+        except RetryableError as exc:
+            breaker.failure(circuit)
+            return _retry_or_give_up(n, exc, now)
+        except PermanentError as exc:
+            breaker.success(circuit)  # the service answered: it is up
+            return _finish(n, Notification.Status.FAILED, str(exc), "failed")
+        except Exception as exc:  # a bug or an unforeseen error: retried, not lost
+            log.exception("notification %s: unexpected error", n.pk)
+            breaker.failure(circuit)
+            return _retry_or_give_up(n, RetryableError(f"{type(exc).__name__}: {exc}"), now)
+        breaker.success(circuit)
+        n.status = Notification.Status.DELIVERED
+        n.delivered_at = timezone.now()
+        n.external_id = (external_id or "")[:255]
+        n.last_error = ""
+        n.next_attempt_at = None
+        n.save(update_fields=["status", "delivered_at", "external_id", "last_error", "next_attempt_at", "attempts"])
+        _audit("notification.delivered", n)
+        return "delivered"
+
+
+def _retry_or_give_up(n: Notification, exc: RetryableError, now) -> str:
+    delays = settings.NOTIFY_RETRY_DELAYS
+    if n.attempts > len(delays):
+        return _finish(n, Notification.Status.FAILED, f"gave up after {n.attempts} attempts: {exc}", "failed")
+    delay = delays[n.attempts - 1] if exc.retry_after is None else min(exc.retry_after, MAX_RETRY_AFTER)
+    n.next_attempt_at = now + timedelta(seconds=delay)
+    n.last_error = str(exc)[:2000]
+    n.save(update_fields=["attempts", "next_attempt_at", "last_error"])
+    return "retry"
+
+
+def _finish(n: Notification, status: str, error: str, outcome: str) -> str:
+    n.status = status
+    n.last_error = error[:2000]
+    n.next_attempt_at = None
+    n.save(update_fields=["status", "attempts", "last_error", "next_attempt_at"])
+    _audit(f"notification.{outcome}", n)
+    return outcome
+
+
+def _circuit_open(n: Notification, circuit: str, now) -> str:
+    """The channel is out: hand the message to the next channel of the fallback
+    chain that can reach its audience, or wait for the circuit's trial."""
+    chain = settings.NOTIFY_FALLBACK_CHAIN
+    if n.channel in chain:
+        for next_channel in chain[chain.index(n.channel) + 1 :]:
+            fallback = _fallback_row(n, next_channel)
+            if fallback is None:
+                continue
+            n.status = Notification.Status.FAILED
+            n.last_error = f"{circuit} circuit open: fell back to {next_channel} (notification {fallback.pk})"
+            n.next_attempt_at = None
+            n.save(update_fields=["status", "last_error", "next_attempt_at"])
+            _audit("notification.fallback", n, fallback_to=next_channel, fallback=fallback.pk)
+            enqueue([fallback.pk])
+            return "fallback"
+    until = breaker.open_until(circuit)
+    wait = max(1.0, (until or 0) - now.timestamp())
+    n.next_attempt_at = now + timedelta(seconds=min(wait, settings.NOTIFY_BREAKER_OPEN_SECONDS))
+    n.last_error = f"{circuit} circuit open; waiting for it to close"
+    n.save(update_fields=["next_attempt_at", "last_error"])
+    return "deferred"
+
+
+def _fallback_row(n: Notification, channel: str) -> Notification | None:
+    target = channels.get(channel).fallback_target(n)
+    if target is None:
+        return None
+    fallback, _ = Notification.objects.get_or_create(
+        idempotency_key=f"{n.idempotency_key}:fallback:{channel}",
+        defaults={
+            "incident_id": n.incident_id,
+            "recipient": n.recipient,
+            "channel": channel,
+            "target": target,
+            "reason": {**n.reason, "fallback_of": n.pk, "from": n.channel},
+            "fallback_of": n,
+            "next_attempt_at": timezone.now(),
+        },
+    )
+    return fallback
+
+
+def _audit(verb: str, n: Notification, **extra) -> None:
+    data = {
+        "notification": n.pk,
+        "channel": n.channel,
+        "to": n.recipient.get_username() if n.recipient_id else n.target,
+        "attempts": n.attempts,
+        **extra,
+    }
+    if n.external_id:
+        data["external_id"] = n.external_id
+    if n.last_error:
+        data["error"] = n.last_error
+    record(verb, actor=SYSTEM, incident=n.incident, data=data)
+
+
+# ----- keeping Slack messages current --------------------------------------------------------
+
+FOLLOWUP_THROTTLE_SECONDS = 30
+
+
+def incident_changed(incident_id: int) -> None:
+    """After a change commits (any caller: portal, API, Slack, tasks): update its Slack
+    messages.  Queued, not inline: Slack's latency stays out of the request."""
+    from .models import SlackMessage
+    from .tasks import update_slack_messages
+
+    if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
+        update_slack_messages.delay(incident_id)
+
+
+def alerts_appended(incident_id: int) -> None:
+    """After more alerts joined an open incident: a thread reply, at most one per
+    incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since)."""
+    from django.core.cache import cache
+
+    from .models import SlackMessage
+    from .tasks import post_slack_followup
+
+    if not cache.add(f"slack-followup:{incident_id}", 1, timeout=FOLLOWUP_THROTTLE_SECONDS):
+        return
+    if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
+        post_slack_followup.apply_async((incident_id,), countdown=FOLLOWUP_THROTTLE_SECONDS)

@@ -1,0 +1,67 @@
+"""Opsgenie Alert API: create (POST /v2/alerts) and close / acknowledge by alias.
+
+Reference: https://docs.opsgenie.com/docs/alert-api and opsgenie/opsgenie-oas
+definitions/alert.yaml (CreateAlertPayload, CloseAlertPayload).  The alias is
+the dedup key, as in Opsgenie; priority P1..P5 maps onto our severities.
+"""
+
+from apps.incidents.events import AlertEvent, label_fingerprint
+from apps.incidents.models import Severity
+
+from .validation import PayloadError, obj, string_map, text
+
+PRIORITIES = {
+    "P1": Severity.CRITICAL,
+    "P2": Severity.HIGH,
+    "P3": Severity.MEDIUM,
+    "P4": Severity.LOW,
+    "P5": Severity.INFO,
+}
+
+
+def parse_create(data) -> list[AlertEvent]:
+    obj(data, "body")
+    message = text(data, "message", "message", required=True, max_length=130)
+    alias = text(data, "alias", "alias", max_length=512)
+    priority = data.get("priority", "P3")
+    if priority not in PRIORITIES:
+        raise PayloadError("priority", "must be one of P1, P2, P3, P4, P5")
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise PayloadError("tags", "must be a list of strings")
+    labels = string_map(data.get("details"), "details")
+    for key in ("entity", "source"):
+        if value := text(data, key, key, max_length=512):
+            labels[key] = value
+    fingerprint = label_fingerprint({**labels, "__message__": message})
+    return [
+        AlertEvent(
+            title=message,
+            description=text(data, "description", "description", max_length=15_000),
+            status="firing",
+            severity=PRIORITIES[priority],
+            dedup_key=(alias or fingerprint)[:255],
+            fingerprint=fingerprint,
+            source="opsgenie",
+            labels=labels,
+            payload=data,
+        )
+    ]
+
+
+def parse_action(data, *, alias: str, action: str) -> list[AlertEvent]:
+    """close or acknowledge; the body (user, source, note) is optional."""
+    if data is not None:
+        obj(data, "body")
+    status = {"close": "resolved", "acknowledge": "acknowledged"}[action]
+    return [
+        AlertEvent(
+            title=f"{action} from Opsgenie Alert API",
+            status=status,
+            severity=Severity.INFO,
+            dedup_key=alias[:255],
+            fingerprint=label_fingerprint({"alias": alias}),
+            source="opsgenie",
+            payload=data or {},
+        )
+    ]

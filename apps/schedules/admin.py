@@ -1,0 +1,53 @@
+from django.contrib import admin
+from django.template.loader import render_to_string
+
+from . import selectors
+from .models import Layer, LayerMember, Override, Schedule
+
+
+class LayerInline(admin.StackedInline):
+    model = Layer
+    extra = 0
+    show_change_link = True  # participants are edited on the layer's own page
+    fields = [
+        ("name", "level"),
+        ("shift_length", "shift_unit", "handoff_time", "start_date"),
+        ("restrict_start", "restrict_end", "restrict_weekdays"),
+    ]
+
+
+class OverrideInline(admin.TabularInline):
+    model = Override
+    extra = 0
+    fields = ["user", "start", "end", "note"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "time_zone"]
+    list_filter = ["team"]
+    search_fields = ["name"]
+    inlines = [LayerInline, OverrideInline]
+    readonly_fields = ["preview"]
+    fields = ["name", "team", "time_zone", "preview"]
+
+    @admin.display(description="Next 14 days")
+    def preview(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the schedule to see its shifts."
+        return render_to_string("schedules/_shift_table.html", {"shifts": selectors.upcoming_shifts(obj), "schedule": obj})
+
+
+class LayerMemberInline(admin.TabularInline):
+    model = LayerMember
+    extra = 1
+    fields = ["position", "user"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Layer)
+class LayerAdmin(admin.ModelAdmin):
+    list_display = ["name", "schedule", "level", "shift_length", "shift_unit", "handoff_time", "start_date"]
+    list_filter = ["schedule"]
+    inlines = [LayerMemberInline]

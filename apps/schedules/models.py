@@ -1,0 +1,122 @@
+"""On-call schedules: data only.  The computation is in oncall.py."""
+
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. Europe/Berlin).") from None
+
+
+def new_feed_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0
+    TUESDAY = 1
+    WEDNESDAY = 2
+    THURSDAY = 3
+    FRIDAY = 4
+    SATURDAY = 5
+    SUNDAY = 6
+
+
+class Schedule(models.Model):
+    name = models.CharField(max_length=100)
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="schedules")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # The secret in the iCal feed's URL: whoever has the URL can read the calendar.
+    feed_token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Layer(models.Model):
+    """One rotation.  Where several layers cover a moment, the highest `level` wins."""
+
+    class Unit(models.TextChoices):
+        HOURS = "hours"
+        DAYS = "days"
+        WEEKS = "weeks"
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="layers")
+    name = models.CharField(max_length=100)
+    level = models.PositiveSmallIntegerField(default=0, help_text="Higher layers win where they cover the moment.")
+    shift_length = models.PositiveSmallIntegerField(default=1)
+    shift_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.WEEKS)
+    handoff_time = models.TimeField(help_text="Local wall-clock time (schedule's time zone) of the handoff.")
+    start_date = models.DateField(help_text="The first shift starts at the handoff time of this day.")
+    # Optional restriction: the layer covers only this local time-of-day window (it may
+    # wrap midnight: 22:00-06:00) on these weekdays (of the window's start).  Empty
+    # start/end: all day; empty weekdays: every day.
+    restrict_start = models.TimeField(null=True, blank=True)
+    restrict_end = models.TimeField(null=True, blank=True)
+    restrict_weekdays = ArrayField(
+        models.PositiveSmallIntegerField(choices=Weekday.choices), blank=True, default=list
+    )
+    participants = models.ManyToManyField(settings.AUTH_USER_MODEL, through="LayerMember", related_name="+")
+
+    class Meta:
+        ordering = ["schedule", "-level", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(shift_length__gte=1), name="layer_shift_length_positive"),
+            models.CheckConstraint(
+                condition=Q(restrict_start__isnull=True, restrict_end__isnull=True)
+                | Q(restrict_start__isnull=False, restrict_end__isnull=False),
+                name="layer_restriction_both_ends",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.schedule}: {self.name}"
+
+
+class LayerMember(models.Model):
+    layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["layer", "position", "id"]
+
+    def __str__(self):
+        return f"{self.position}. {self.user}"
+
+
+class Override(models.Model):
+    """`user` is on call from `start` to `end`, whatever the layers say."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="overrides")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["schedule", "start"]
+        constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="override_end_after_start")]
+        indexes = [models.Index(fields=["schedule", "end"])]
+
+    def __str__(self):
+        return f"{self.user} on {self.schedule} {self.start:%Y-%m-%d %H:%M}–{self.end:%Y-%m-%d %H:%M}"
+
+
+class CalendarFeed(models.Model):
+    """A user's personal iCal feed secret (one per user)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed")
+    token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)

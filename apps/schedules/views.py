@@ -1,0 +1,95 @@
+"""Portal pages for on-call (who is on call now, a schedule's next two weeks, what a
+service's policy will do) and the secret-URL iCal feeds."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from apps.accounts import roles
+from apps.escalation import selectors as escalation_selectors
+from apps.incidents.models import Service
+
+from . import ical, selectors
+from .models import CalendarFeed, Schedule
+
+
+def _viewer(view):
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not roles.can_view(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@_viewer
+def on_call_now(request):
+    feed, _ = CalendarFeed.objects.get_or_create(user=request.user)
+    return render(
+        request,
+        "schedules/oncall.html",
+        {
+            "rows": selectors.on_call_now(),
+            "services": Service.objects.select_related("team").order_by("team__name", "name"),
+            "my_feed_url": request.build_absolute_uri(reverse("oncall:ical-user", args=[feed.token])),
+        },
+    )
+
+
+@require_GET
+@_viewer
+def schedule_detail(request, pk):
+    schedule = get_object_or_404(Schedule.objects.select_related("team"), pk=pk)
+    return render(
+        request,
+        "schedules/schedule_detail.html",
+        {
+            "schedule": schedule,
+            "shifts": selectors.upcoming_shifts(schedule),
+            "feed_url": request.build_absolute_uri(reverse("oncall:ical-schedule", args=[schedule.feed_token])),
+        },
+    )
+
+
+@require_GET
+@_viewer
+def service_paging(request, pk):
+    service = get_object_or_404(Service.objects.select_related("team"), pk=pk)
+    return render(
+        request,
+        "schedules/service_paging.html",
+        {"service": service, "plans": list(escalation_selectors.dry_run(service).items())},
+    )
+
+
+def _calendar_response(body: bytes, name: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{name}.ics"'
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@require_GET
+def ical_schedule(request, token):
+    # The token in the URL is the only credential: calendar apps cannot sign in.
+    schedule = Schedule.objects.filter(feed_token=token).first()
+    if schedule is None:
+        raise Http404
+    return _calendar_response(ical.schedule_feed(schedule, timezone.now()), f"oncall-{schedule.pk}")
+
+
+@require_GET
+def ical_user(request, token):
+    feed = CalendarFeed.objects.select_related("user").filter(token=token, user__is_active=True).first()
+    if feed is None:
+        raise Http404
+    return _calendar_response(ical.user_feed(feed.user, timezone.now()), "my-oncall")

@@ -1,0 +1,387 @@
+"""Delivery of Notification rows (the outbox) through the real e-mail, HTTP and SDK
+code against local fakes: retries and their timing, final errors, the circuit
+breaker with its fallback, and exactly-one send under concurrent delivery."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from apps.audit.models import AuditEntry
+from apps.integrations import breaker, outbox
+from apps.integrations.channels import sms, webhook
+from apps.integrations.models import ContactMethod, Notification, SlackMessage
+
+from .factories import IncidentFactory, MembershipFactory, UserFactory
+from .notify_fakes import _clean_breakers, fake_receiver, fake_slack, fake_smtp, fake_twilio  # noqa: F401
+from .notify_helpers import channel_link, endpoint, notification
+
+T0 = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)  # after the rows are created: they are due
+
+
+def reload(n: Notification) -> Notification:
+    n.refresh_from_db()
+    return n
+
+
+# ----- e-mail --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_email_has_text_and_html_and_is_threaded_per_incident(fake_smtp, service):
+    user = UserFactory(username="erin", email="erin@example.org")
+    incident = IncidentFactory(service=service, severity="critical", title="Checkout 5xx")
+    first = notification(incident, "email", recipient=user)
+    second = notification(incident, "email", recipient=user)
+
+    assert outbox.deliver(first.pk) == "delivered"
+    assert outbox.deliver(second.pk) == "delivered"
+
+    assert [m.rcpt_tos for m in fake_smtp.messages] == [["erin@example.org"], ["erin@example.org"]]
+    mails = [fake_smtp.parsed(0), fake_smtp.parsed(1)]
+    root = f"<incident-{incident.pk}@im.example.org>"
+    assert {m["In-Reply-To"] for m in mails} == {root} and {m["References"] for m in mails} == {root}
+    assert mails[0]["Message-ID"] != mails[1]["Message-ID"]
+    assert mails[0]["Subject"] == f"[CRITICAL] #{incident.number} Checkout 5xx"
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mails[0].walk() if not p.is_multipart()}
+    assert f"#{incident.number} Checkout 5xx" in parts["text/plain"]
+    assert "<h2" in parts["text/html"] and f"/incidents/{incident.pk}/" in parts["text/html"]
+    first = reload(first)
+    assert first.external_id == mails[0]["Message-ID"] and first.attempts == 1 and first.delivered_at
+    assert AuditEntry.objects.filter(incident=incident, verb="notification.delivered").count() == 2
+
+
+@pytest.mark.django_db
+def test_smtp_temporary_refusal_is_retried_and_permanent_is_final(fake_smtp, service):
+    user = UserFactory(username="erin", email="erin@example.org")
+    incident = IncidentFactory(service=service)
+    fake_smtp.refuse("451 4.3.0 try again later")
+    n = notification(incident, "email", recipient=user)
+    assert outbox.deliver(n.pk) == "retry"
+    assert "451" in reload(n).last_error
+
+    fake_smtp.refuse("550 5.1.1 no such user")
+    other = notification(incident, "email", recipient=user)
+    assert outbox.deliver(other.pk) == "failed"
+    other = reload(other)
+    assert other.status == "failed" and other.attempts == 1 and "550" in other.last_error
+
+
+# ----- webhooks, retries ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_webhook_is_signed_standard_webhooks_style(fake_receiver, service):
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    incident = IncidentFactory(service=service, title="Disk full")
+    n = notification(incident, "webhook", target=f"webhook:{hook.pk}")
+
+    assert outbox.deliver(n.pk) == "delivered"
+
+    [request] = fake_receiver.calls("hook")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["webhook-id"] == n.idempotency_key
+    assert webhook.verify(hook.secret, headers, request.body)
+    assert not webhook.verify(hook.secret, headers, request.body.replace(b"Disk", b"Dusk"))
+    assert request.data["data"]["incident"]["number"] == incident.number
+
+
+@pytest.mark.django_db
+def test_retries_back_off_1_2_4_8_16_seconds_then_give_up(fake_receiver, service, settings):
+    settings.NOTIFY_BREAKER_THRESHOLD = 100  # this test is about the retry timing alone
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    fake_receiver.fail("hook", 503, times=10)
+    n = notification(IncidentFactory(service=service), "webhook", target=f"webhook:{hook.pk}", next_attempt_at=T0)
+
+    at = T0
+    with time_machine.travel(at, tick=False) as clock:
+        for attempt, delay in enumerate([1, 2, 4, 8, 16], start=1):
+            assert outbox.deliver(n.pk) == "retry"
+            n = reload(n)
+            assert (n.attempts, n.status) == (attempt, "pending")
+            assert n.next_attempt_at == at + timedelta(seconds=delay)
+            clock.move_to(at + timedelta(seconds=delay) - timedelta(milliseconds=1))
+            assert outbox.deliver(n.pk) == "skipped"  # not yet due
+            at = at + timedelta(seconds=delay)
+            clock.move_to(at)
+        assert outbox.deliver(n.pk) == "failed"
+    n = reload(n)
+    assert n.status == "failed" and n.attempts == 6 and "gave up after 6 attempts" in n.last_error
+    assert "HTTP 503" in n.last_error and n.next_attempt_at is None
+    assert len(fake_receiver.calls("hook")) == 6
+    assert AuditEntry.objects.filter(verb="notification.failed", data__notification=n.pk).exists()
+
+
+@pytest.mark.django_db
+def test_429_honours_retry_after_and_other_4xx_is_final(fake_receiver, service):
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    incident = IncidentFactory(service=service)
+    fake_receiver.fail("hook", 429, headers={"Retry-After": "7"})
+    fake_receiver.fail("hook", 410)
+    limited = notification(incident, "webhook", target=f"webhook:{hook.pk}")
+    gone = notification(incident, "webhook", target=f"webhook:{hook.pk}")
+
+    with time_machine.travel(T0, tick=False):
+        assert outbox.deliver(limited.pk) == "retry"
+        assert reload(limited).next_attempt_at == T0 + timedelta(seconds=7)
+        assert outbox.deliver(gone.pk) == "failed"
+    gone = reload(gone)
+    assert gone.status == "failed" and gone.attempts == 1 and gone.last_error.startswith("HTTP 410")
+
+
+@pytest.mark.django_db
+def test_a_delivered_row_is_never_sent_again(fake_receiver, service):
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    n = notification(IncidentFactory(service=service), "webhook", target=f"webhook:{hook.pk}")
+    assert outbox.deliver(n.pk) == "delivered"
+    assert outbox.deliver(n.pk) == "skipped"
+    assert len(fake_receiver.calls("hook")) == 1
+
+
+@pytest.mark.django_db
+def test_a_page_for_an_incident_already_acknowledged_is_suppressed(fake_smtp, service):
+    user = UserFactory(username="erin", email="erin@example.org")
+    incident = IncidentFactory(service=service, status="acknowledged")
+    n = notification(incident, "email", recipient=user)
+    assert outbox.deliver(n.pk) == "suppressed"
+    assert reload(n).status == "suppressed" and fake_smtp.messages == []
+
+
+# ----- the circuit breaker -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_breaker_opens_falls_back_to_email_and_closes_again(fake_slack, fake_smtp, service):
+    MembershipFactory(team=service.team, user=UserFactory(username="oncall", email="oncall@example.org"))
+    link = channel_link(service)
+    circuit = f"slack:{link.workspace.team_id}"
+    fake_slack.fail("chat.postMessage", 500, times=5)
+    incidents = [IncidentFactory(service=service) for _ in range(6)]
+    rows = [notification(i, "slack", target=f"slack-channel:{link.pk}") for i in incidents]
+
+    with time_machine.travel(T0, tick=False) as clock:
+        # Five consecutive failures (each its own row) open the circuit…
+        assert [outbox.deliver(n.pk) for n in rows[:5]] == ["retry"] * 5
+        assert breaker.state(circuit) == breaker.OPEN
+        # …and while it is open the sixth message goes out by e-mail to the team instead.
+        assert outbox.deliver(rows[5].pk) == "fallback"
+        original = reload(rows[5])
+        assert original.status == "failed" and "circuit open: fell back to email" in original.last_error
+        [fallback] = original.fallbacks.all()
+        assert fallback.channel == "email" and fallback.target == f"team:{service.team_id}"
+        assert outbox.deliver(fallback.pk) == "delivered"
+        assert fake_smtp.messages[0].rcpt_tos == ["oncall@example.org"]
+        assert len(fake_slack.calls("chat.postMessage")) == 5  # nothing more was tried on Slack
+        entry = AuditEntry.objects.get(incident=incidents[5], verb="notification.fallback")
+        assert entry.data["fallback_to"] == "email"
+
+        # Retries due while it is open are not sent on Slack either (nor counted as attempts).
+        clock.move_to(T0 + timedelta(seconds=30))
+        assert outbox.deliver(rows[0].pk) == "fallback"  # a channel message: to e-mail as well
+
+        # After 60 s one trial goes through; Slack is healthy again, so the circuit closes.
+        clock.move_to(T0 + timedelta(seconds=61))
+        assert breaker.state(circuit) == breaker.HALF_OPEN
+        assert outbox.deliver(rows[1].pk) == "delivered"
+        assert breaker.state(circuit) == breaker.CLOSED
+    assert reload(rows[1]).attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_failed_trial_opens_the_circuit_again(fake_receiver, service):
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    circuit = f"webhook:{hook.pk}"
+    fake_receiver.fail("hook", 502, times=6)
+    rows = [notification(IncidentFactory(service=service), "webhook", target=f"webhook:{hook.pk}") for _ in range(6)]
+    with time_machine.travel(T0, tick=False) as clock:
+        for n in rows[:5]:
+            outbox.deliver(n.pk)
+        # webhook is last in the fallback chain: the row waits for the circuit instead.
+        assert outbox.deliver(rows[5].pk) == "deferred"
+        assert reload(rows[5]).next_attempt_at == T0 + timedelta(seconds=60)
+        clock.move_to(T0 + timedelta(seconds=60))
+        assert outbox.deliver(rows[5].pk) == "retry"  # the trial, and it failed
+        assert breaker.state(circuit) == breaker.OPEN
+    assert len(fake_receiver.calls("hook")) == 6
+
+
+@pytest.mark.django_db
+def test_half_open_lets_exactly_one_trial_through(settings):
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(settings.NOTIFY_BREAKER_THRESHOLD):
+            assert breaker.allow("test") is True
+            breaker.failure("test")
+        assert breaker.allow("test") is False
+        clock.move_to(T0 + timedelta(seconds=settings.NOTIFY_BREAKER_OPEN_SECONDS))
+        assert [breaker.allow("test") for _ in range(3)] == [True, False, False]
+        breaker.success("test")
+        assert breaker.state("test") == breaker.CLOSED and breaker.allow("test") is True
+
+
+# ----- concurrency ---------------------------------------------------------------------------
+
+
+def _in_threads(*calls):
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(i, fn):
+        try:
+            barrier.wait()
+            results[i] = fn()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_row_delivered_twice_concurrently_posts_once(fake_slack, service):
+    link = channel_link(service)
+    n = notification(IncidentFactory(service=service), "slack", target=f"slack-channel:{link.pk}")
+    fake_slack.delay = 0.3  # both deliverers are surely in flight together
+
+    results = _in_threads(lambda: outbox.deliver(n.pk), lambda: outbox.deliver(n.pk))
+
+    assert sorted(results) == ["delivered", "skipped"]
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+    assert reload(n).attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_rows_for_one_incident_and_channel_make_one_message(fake_slack, service):
+    link = channel_link(service)
+    incident = IncidentFactory(service=service)
+    a = notification(incident, "slack", target=f"slack-channel:{link.pk}")
+    b = notification(incident, "slack", target=f"slack-channel:{link.pk}")
+    fake_slack.delay = 0.3
+
+    results = _in_threads(lambda: outbox.deliver(a.pk), lambda: outbox.deliver(b.pk))
+
+    assert results == ["delivered", "delivered"]
+    assert len(fake_slack.calls("chat.postMessage")) == 1
+    assert len(fake_slack.calls("chat.update")) == 1
+    message = SlackMessage.objects.get(incident=incident)
+    assert reload(a).external_id == reload(b).external_id == message.ts
+
+
+# ----- SMS and voice -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sms_fits_160_characters_with_the_incident_number(fake_twilio, service):
+    user = UserFactory(username="sam")
+    ContactMethod.objects.create(user=user, kind="sms", address="+4915112345678", verified=True)
+    incident = IncidentFactory(service=service, severity="critical", title="Checkout latency " * 20)
+    n = notification(incident, "sms", recipient=user)
+
+    assert outbox.deliver(n.pk) == "delivered"
+
+    [request] = fake_twilio.calls("Messages.json")
+    assert request.data["To"] == "+4915112345678" and request.data["From"] == "+15005550006"
+    assert len(request.data["Body"]) <= 160 and f"#{incident.number}" in request.data["Body"]
+    assert reload(n).external_id.startswith("SM")
+    assert len(sms.body(IncidentFactory(service=service, title="x"))) <= 160
+
+
+@pytest.mark.django_db
+def test_twilio_5xx_is_retried(fake_twilio, service):
+    user = UserFactory(username="sam")
+    ContactMethod.objects.create(user=user, kind="sms", address="+4915112345678")
+    fake_twilio.fail("Messages.json", 503, body={"code": 20500, "message": "Service unavailable", "status": 503})
+    n = notification(IncidentFactory(service=service), "sms", recipient=user)
+    assert outbox.deliver(n.pk) == "retry"
+    assert "503" in reload(n).last_error
+
+
+@pytest.mark.django_db
+def test_voice_call_reads_the_incident_and_press_1_acknowledges(fake_twilio, service, client, settings):
+    from twilio.request_validator import RequestValidator
+
+    user = MembershipFactory(team=service.team, user=UserFactory(username="vic")).user
+    ContactMethod.objects.create(user=user, kind="voice", address="+4915112345678")
+    incident = IncidentFactory(service=service, title="Database down")
+    n = notification(incident, "voice", recipient=user)
+
+    assert outbox.deliver(n.pk) == "delivered"
+    [request] = fake_twilio.calls("Calls.json")
+    twiml = request.data["Twiml"]
+    assert "<Gather" in twiml and "Press 1 to acknowledge" in twiml and "Database down" in twiml
+    path = f"/integrations/twilio/voice/{n.pk}/gather"
+    assert f'action="http://testserver{path}"' in twiml
+
+    form = {"CallSid": request.data.get("CallSid", "CA1"), "Digits": "1"}
+    bad = client.post(path, form, HTTP_X_TWILIO_SIGNATURE="forged")
+    assert bad.status_code == 403
+    incident.refresh_from_db()
+    assert incident.status == "triggered"
+
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(settings.SITE_URL + path, form)
+    good = client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature)
+    assert good.status_code == 200 and b"Acknowledged" in good.content
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged" and incident.acknowledged_by == user
+
+
+# ----- end to end, with the real worker -------------------------------------------------------
+
+
+def test_a_new_incident_is_announced_on_slack_and_webhooks_by_the_worker(
+    celery_worker, fake_slack, fake_receiver, ingest_path, client, service
+):
+    channel_link(service)
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    body = {
+        "version": "4", "status": "firing", "receiver": "im", "groupKey": "g",
+        "alerts": [{"status": "firing", "labels": {"alertname": "CheckoutDown", "severity": "critical"},
+                    "annotations": {"summary": "Checkout is down"}, "fingerprint": "abc"}],
+    }
+    response = client.post(ingest_path(), body, content_type="application/json")
+    assert response.status_code == 202
+
+    [post] = fake_slack.wait_for("chat.postMessage")
+    [hooked] = fake_receiver.wait_for("hook")
+    assert post.data["channel"] == "C0123INCID" and "Checkout is down" in post.data["text"]
+    actions = [b for b in post.data["blocks"] if b["type"] == "actions"][0]["elements"]
+    assert [e.get("action_id") for e in actions][:3] == ["incident_ack", "incident_resolve", "incident_escalate"]
+    assert webhook.verify(hook.secret, {k.lower(): v for k, v in hooked.headers.items()}, hooked.body)
+    incident_id = response.json()["alerts"][0]["incident"]
+    rows = Notification.objects.filter(incident_id=incident_id)
+    deadline = timezone.now() + timedelta(seconds=5)
+    while rows.filter(status="delivered").count() < 2 and timezone.now() < deadline:
+        pass
+    assert sorted(rows.values_list("channel", "status")) == [("slack", "delivered"), ("webhook", "delivered")]
+
+
+# ----- what people see -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_incident_page_and_admin_show_attempts_never_secrets(client, service, fake_receiver):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    fake_receiver.fail("hook", 500)
+    incident = IncidentFactory(service=service)
+    n = notification(incident, "webhook", target=f"webhook:{hook.pk}")
+    outbox.deliver(n.pk)
+    link = channel_link(service)
+    client.force_login(admin)
+
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Notifications" in page and "HTTP 500" in page and "pending" in page
+
+    listing = client.get("/admin/integrations/notification/").content.decode()
+    assert "HTTP 500" in listing
+    change = client.get(f"/admin/integrations/slackworkspace/{link.workspace.pk}/change/").content.decode()
+    assert "xoxb-test-token" not in change and "8f742231b10e" not in change
+    assert link.workspace.signing_secret_sealed not in change
