@@ -218,3 +218,16 @@ def test_tokens_never_reach_the_logs(ingest_path):
     line = console.format(record)
     assert token not in line
     assert "Not Found: /api/v1/ingest/[redacted]/generic" in line
+
+
+def test_a_group_of_hundreds_of_alerts_is_stored_whole(client, ingest_path):
+    template = FIRING["alerts"][0]
+    alerts = [
+        {**template, "labels": {**template["labels"], "instance": f"gpu-{i}:9100"}, "fingerprint": f"{i:016x}"}
+        for i in range(300)
+    ]
+    body = {**FIRING, "alerts": alerts, "truncatedAlerts": 12}
+    response = post(client, ingest_path("alertmanager"), body)
+    assert response.status_code == 202
+    assert len(response.json()["alerts"]) == 300
+    assert Incident.objects.count() == 300 and Alert.objects.count() == 300

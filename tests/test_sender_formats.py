@@ -313,3 +313,39 @@ def test_integrations_with_endpoints_of_their_own_are_404_at_the_ingest_url(clie
     _, token = create_integration(name=kind, kind=kind, service=service, heartbeat_minutes=5 if kind == "heartbeat" else None)
     response = post(client, f"/api/v1/ingest/{token}/{kind}", {"title": "x"})
     assert response.status_code == 404 and Alert.objects.count() == 0
+
+
+# Body signatures (Grafana's HMAC option) -------------------------------------------
+
+
+def test_a_signed_integration_refuses_unsigned_or_forged_bodies(client, service):
+    import hashlib
+    import hmac
+    import time
+    from urllib.parse import urlsplit
+
+    from apps.integrations.sealed import seal
+    from apps.integrations.services import ingestion_url
+
+    integration, token = create_integration(name="grafana", kind="grafana", service=service)
+    integration.signing_secret = seal("s3cret")
+    integration.signature_timestamp_header = "X-Grafana-Alerting-Signature-Timestamp"
+    integration.save()
+    path = urlsplit(ingestion_url(token, "grafana")).path
+    body = json.dumps(load_fixture("grafana_webhook_firing.json")).encode()
+    stamp = str(int(time.time()))
+
+    def sign(secret, ts, payload):
+        return hmac.new(secret.encode(), ts.encode() + b":" + payload, hashlib.sha256).hexdigest()
+
+    assert post(client, path, body).status_code == 401
+    forged = {"X-Grafana-Alerting-Signature": sign("guess", stamp, body), "X-Grafana-Alerting-Signature-Timestamp": stamp}
+    assert post(client, path, body, **forged).status_code == 401
+    old = str(int(time.time()) - 3600)
+    stale = {"X-Grafana-Alerting-Signature": sign("s3cret", old, body), "X-Grafana-Alerting-Signature-Timestamp": old}
+    assert post(client, path, body, **stale).status_code == 401
+    assert Alert.objects.count() == 0
+
+    good = {"X-Grafana-Alerting-Signature": sign("s3cret", stamp, body), "X-Grafana-Alerting-Signature-Timestamp": stamp}
+    response = post(client, path, body, **good)
+    assert response.status_code == 202 and Alert.objects.count() == 2

@@ -30,7 +30,7 @@ from apps.incidents.models import Incident
 from apps.integrations.models import Notification
 from apps.schedules import oncall
 
-from . import services
+from . import bulk, services
 from .models import EscalationPolicy, EscalationState
 from .targets import Resolver
 
@@ -93,21 +93,10 @@ def tick(now: datetime | None = None, batch: int = 500) -> int:
 
 
 def _apply(steps: list[Step]) -> None:
-    notifications = [n for step in steps for n in step.notifications]
-    if notifications:
-        # A duplicate key (the same level fired twice) inserts nothing.
-        Notification.objects.bulk_create(notifications, ignore_conflicts=True)
-    entries = [e for step in steps for e in step.audit]
-    if entries:
-        AuditEntry.objects.bulk_create(entries)
-    changed = [step.state for step in steps if step.state is not None]
-    if changed:
-        now = timezone.now()
-        for state in changed:
-            state.updated_at = now
-        EscalationState.objects.bulk_update(
-            changed, ["status", "level", "cycle", "repeats_done", "next_at", "updated_at"]
-        )
+    # A duplicate key (the same level fired twice) inserts nothing.
+    bulk.insert(Notification, [n for step in steps for n in step.notifications], ignore_conflicts=True)
+    bulk.insert(AuditEntry, [e for step in steps for e in step.audit])
+    bulk.update_states([step.state for step in steps if step.state is not None], timezone.now())
 
 
 def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:

@@ -24,10 +24,11 @@ def _keys(name: str) -> tuple[str, str, str]:
 
 def state(name: str) -> str:
     failures_key, open_key, _ = _keys(name)
-    until = cache.get(open_key)
+    values = cache.get_many([failures_key, open_key])  # one round trip
+    until = values.get(open_key)
     if until and time.time() < until:
         return OPEN
-    if (cache.get(failures_key) or 0) >= settings.NOTIFY_BREAKER_THRESHOLD:
+    if (values.get(failures_key) or 0) >= settings.NOTIFY_BREAKER_THRESHOLD:
         return HALF_OPEN
     return CLOSED
 

@@ -1,13 +1,19 @@
 """What every ingestion endpoint does between the sender's bytes and ingest()."""
 
+import hashlib
+import hmac
 import json
 import math
+import time
 
 from apps.audit.services import Actor
 from apps.incidents.ingest import IngestResult, ingest
 
 from .models import Integration
 from .parsers import PayloadError
+from .sealed import unseal
+
+SIGNATURE_MAX_AGE = 300  # seconds, for signatures over a timestamp
 
 
 def _finite(number: str) -> float:
@@ -39,3 +45,27 @@ def accept(integration: Integration, events) -> list[IngestResult]:
         integration_id=integration.pk,
         actor=Actor(label=f"integration:{integration.name}"),
     )
+
+
+def signature_problem(integration: Integration, headers, body: bytes) -> str | None:
+    """Why the request's body signature is not acceptable, or None when it is (or when
+    the integration asks for none)."""
+    if not integration.signing_secret:
+        return None
+    given = headers.get(integration.signature_header, "").removeprefix("sha256=")
+    if not given:
+        return f"missing {integration.signature_header} header"
+    signed = body
+    if integration.signature_timestamp_header:
+        stamp = headers.get(integration.signature_timestamp_header, "")
+        try:
+            fresh = abs(time.time() - float(stamp)) <= SIGNATURE_MAX_AGE
+        except ValueError:
+            fresh = False
+        if not fresh:
+            return f"missing or stale {integration.signature_timestamp_header} header"
+        signed = stamp.encode() + b":" + body
+    expected = hmac.new(unseal(integration.signing_secret).encode(), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given.lower()):
+        return f"{integration.signature_header} does not match the body"
+    return None

@@ -29,6 +29,13 @@ class Integration(models.Model):
         null=True, blank=True, help_text="Heartbeat integrations: expect a ping at least this often (minutes)."
     )
     last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Optional, on top of the token: an HMAC-SHA256 signature of the body, as Grafana's
+    # webhook sends it: hex(HMAC(secret, [timestamp ":"] body)) in `signature_header`.
+    signing_secret = models.TextField(blank=True, editable=False, help_text="Sealed (sealed.py).")
+    signature_header = models.CharField(max_length=100, default="X-Grafana-Alerting-Signature")
+    signature_timestamp_header = models.CharField(
+        max_length=100, blank=True, help_text="If the sender signs 'timestamp:body', the header holding the timestamp."
+    )
     # Generic integrations only: Jinja templates mapping the sender's JSON onto our fields.
     templates = models.JSONField(
         default=dict,

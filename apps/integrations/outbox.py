@@ -101,7 +101,10 @@ def deliver(notification_id: int) -> str:
     with transaction.atomic():
         n = (
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("incident", "incident__service", "recipient")
+            .select_related(
+                "incident__service", "incident__acknowledged_by", "incident__resolved_by", "recipient"
+            )
+            .defer("incident__embedding")
             .filter(pk=notification_id, status=Notification.Status.PENDING)
             .first()
         )

@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import heartbeats, selectors
-from .inbound import accept, decode_json
+from .inbound import accept, decode_json, signature_problem
 from .parsers import PARSERS, PayloadError, parse
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def _ingest(request, integration):
         return _error(404, "Unknown integration token for this format.")
     if int(request.META.get("CONTENT_LENGTH") or 0) > settings.INGEST_MAX_BODY_BYTES:
         return _error(413, f"Body larger than {settings.INGEST_MAX_BODY_BYTES} bytes.", "body")
+    if problem := signature_problem(integration, request.headers, request.body):
+        return _error(401, f"Bad signature: {problem}.", integration.signature_header)
     try:
         events = parse(integration, decode_json(request.body))
     except PayloadError as exc:

@@ -62,10 +62,13 @@ def call(method, **kwargs):
 
 
 def _link(notification) -> SlackChannelLink:
-    link_id = notification.target.removeprefix("slack-channel:")
-    link = SlackChannelLink.objects.select_related("workspace").filter(pk=int(link_id)).first()
+    link = getattr(notification, "_slack_link", None)  # looked up once per attempt
     if link is None:
-        raise PermanentError("Slack channel link deleted")
+        link_id = notification.target.removeprefix("slack-channel:")
+        link = SlackChannelLink.objects.select_related("workspace").filter(pk=int(link_id)).first()
+        if link is None:
+            raise PermanentError("Slack channel link deleted")
+        notification._slack_link = link
     return link
 
 
@@ -157,7 +160,7 @@ def _incident(incident_id: int) -> Incident:
 
 
 def send(notification) -> str:
-    incident = _incident(notification.incident_id)
+    incident = notification.incident  # loaded with the row by outbox.deliver, under its lock
     if not notification.target.startswith("slack-channel:"):
         user_id = addresses.contact(notification.recipient, "slack")
         if not user_id:
@@ -168,11 +171,13 @@ def send(notification) -> str:
         )
         return response["ts"]
     link = _link(notification)
-    # One message per incident and channel.  A concurrent delivery of another row
-    # for the same pair blocks on this insert until ours commits, then finds our ts.
-    message, _ = SlackMessage.objects.get_or_create(
-        incident=incident, channel_id=link.channel_id, defaults={"workspace": link.workspace}
+    # One message per incident and channel.  A concurrent delivery of another row for
+    # the same pair blocks on this insert (ON CONFLICT DO NOTHING) until ours commits,
+    # then reads our row and its ts, and updates the message instead of posting one.
+    SlackMessage.objects.bulk_create(
+        [SlackMessage(incident=incident, channel_id=link.channel_id, workspace=link.workspace)], ignore_conflicts=True
     )
+    message = SlackMessage.objects.get(incident=incident, channel_id=link.channel_id)
     client = client_for(link.workspace)
     if message.ts:
         call(client.chat_update, channel=message.channel_id, ts=message.ts, text=text(incident), blocks=blocks(incident))
