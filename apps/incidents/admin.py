@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Alert, Incident, Service
+from .models import Alert, Incident, MaintenanceWindow, Service
 
 
 @admin.register(Service)
@@ -40,3 +40,15 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    list_display = ["reason", "service", "matchers", "starts_at", "ends_at", "created_by"]
+    list_filter = ["service"]
+    exclude = ["created_by"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -22,7 +22,7 @@ from apps.audit.services import Actor, record
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import live, services
+from . import live, maintenance, services
 from .events import AlertEvent
 from .models import Alert, Incident
 
@@ -138,10 +138,18 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
             incident=Incident(pk=incident_id),
             data={"alert": alert_id, "dedup_key": event.dedup_key, "severity": event.severity},
         )
-        # The escalation timer starts with the incident, in its transaction.
-        escalation.start(Incident(pk=incident_id, service_id=service_id, severity=event.severity), now=at)
-        # The outbox rows announcing it (Slack channel, webhooks), in this transaction.
-        outbox.announce(incident_id, service_id)
+        if window := maintenance.window_for(service_id, event.labels, at):
+            record(
+                "incident.paging_suppressed",
+                actor=actor,
+                incident=Incident(pk=incident_id),
+                data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()},
+            )
+        else:
+            # The escalation timer starts with the incident, in its transaction.
+            escalation.start(Incident(pk=incident_id, service_id=service_id, severity=event.severity), now=at)
+            # The outbox rows announcing it (Slack channel, webhooks), in this transaction.
+            outbox.announce(incident_id, service_id)
         return IngestResult(alert_id, incident_id, number, False, "created")
     return IngestResult(alert_id, incident_id, number, True, "appended")
 

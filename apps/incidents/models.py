@@ -1,6 +1,7 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Func, Q, Value
+from django.db.models import F, Func, Q, Value
 from pgvector.django import HnswIndex, VectorField
 
 # Size of the similarity embedding (apps/incidents/similarity.py fills it later).
@@ -128,3 +129,38 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.source}: {self.title}"
+
+
+class MaintenanceWindow(models.Model):
+    """While it lasts, matching alerts are recorded and fold into incidents as usual,
+    but nothing pages: no escalation starts and no announcement goes out."""
+
+    service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.CASCADE, related_name="maintenance_windows",
+        help_text="Empty: every service.",
+    )
+    matchers = models.JSONField(
+        default=dict, blank=True, help_text='Labels the alert must all carry, e.g. {"env": "staging"}; empty: any alert.'
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="maintenance_ends_after_it_starts"),
+        ]
+
+    def __str__(self):
+        return f"{self.reason} ({self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%Y-%m-%d %H:%M})"
+
+    def clean(self):
+        if not isinstance(self.matchers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.matchers.items()
+        ):
+            raise ValidationError({"matchers": 'Write them as a JSON object of label: value, e.g. {"env": "staging"}.'})
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(name) == value for name, value in self.matchers.items())
