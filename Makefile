@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser manage bench-ingest clean
+.PHONY: run test browser manage bench-ingest bench-escalation bench-notify bench-classify clean
 
 $(VENV)/.base: requirements/base.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -36,8 +36,18 @@ test: $(VENV)/.dev browser
 manage: $(VENV)/.base
 	$(PY) -m incident_manager.devstack exec $(PY) manage.py $(ARGS)
 
+bench-classify: $(VENV)/.dev
+	$(PY) -m incident_manager.devstack exec $(PY) bench/classify_eval.py
+
 bench-ingest: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/ingest.py $(ARGS)
+
+bench-notify: $(VENV)/.dev
+	$(PY) -m incident_manager.devstack exec $(PY) bench/notify.py $(ARGS)
+
+# N open incidents with due escalations, beat every 2 s: tick time and lag to the outbox row.
+bench-escalation: $(VENV)/.dev
+	$(PY) -m incident_manager.devstack exec sh -c '$(PY) manage.py migrate -v 0 && $(PY) bench/escalation.py $(ARGS)'
 
 clean:
 	rm -rf $(VENV) var

@@ -210,3 +210,24 @@ def test_worker_killed_mid_tick_loses_nothing_and_its_successor_doubles_nothing(
                     proc.kill()
                     proc.wait()
         holder.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tick_never_waits_for_an_incident_being_acknowledged():
+    """acknowledge() locks the incident, then its escalation state; the tick holds
+    states.  Were the tick to wait for the incident, the two would deadlock: it
+    leaves that incident to the next tick instead and goes on with the others."""
+    incidents = make_due_incidents(5)
+    busy = incidents[2]
+    holder = raw_connection()
+    try:
+        with holder.transaction():
+            holder.execute("SELECT 1 FROM incidents_incident WHERE id = %s FOR UPDATE", [busy.pk])
+            started = time.monotonic()
+            assert engine.tick() == 4
+            assert time.monotonic() - started < 5
+            assert not Notification.objects.filter(incident=busy).exists()
+        assert engine.tick() == 1
+        assert_each_fired_once(incidents)
+    finally:
+        holder.close()

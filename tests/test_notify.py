@@ -385,3 +385,22 @@ def test_incident_page_and_admin_show_attempts_never_secrets(client, service, fa
     change = client.get(f"/admin/integrations/slackworkspace/{link.workspace.pk}/change/").content.decode()
     assert "xoxb-test-token" not in change and "8f742231b10e" not in change
     assert link.workspace.signing_secret_sealed not in change
+
+
+@pytest.mark.django_db
+def test_digest_rows_of_one_person_go_out_as_one_mail(fake_smtp, service):
+    user = UserFactory(username="dora", email="dora@example.org")
+    low = [IncidentFactory(service=service, severity="low", title=f"Minor {i}") for i in range(3)]
+    rows = [notification(i, "email", recipient=user, reason={"digest": True}) for i in low]
+    later = notification(low[0], "email", recipient=user, reason={"digest": True}, next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    assert outbox.deliver(rows[0].pk) == "delivered"
+    assert [outbox.deliver(n.pk) for n in rows[1:]] == ["skipped", "skipped"]  # already sent with it
+
+    [mail] = fake_smtp.messages
+    parsed = fake_smtp.parsed()
+    assert parsed["Subject"] == "Digest: 3 low-severity incidents"
+    text = next(p for p in parsed.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    assert all(f"#{i.number} [low] Minor" in text for i in low)
+    assert {reload(n).external_id for n in rows} == {parsed["Message-ID"]}
+    assert reload(later).status == "pending"

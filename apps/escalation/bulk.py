@@ -10,12 +10,18 @@ outbox's, owned by apps/integrations) is written like bulk_create would.
 """
 
 from django.db import connection
+from django.db.models.expressions import DatabaseDefault
 
 
 def insert(model, objs, *, ignore_conflicts: bool = False) -> None:
     if not objs:
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Fields left to the database (db_default) are left out, as bulk_create does.
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not f.primary_key and not isinstance(getattr(objs[0], f.attname), DatabaseDefault)
+    ]
     columns, types, arrays = [], [], []
     for f in fields:
         columns.append(connection.ops.quote_name(f.column))

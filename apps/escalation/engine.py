@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
@@ -58,13 +58,16 @@ class Step:
 
 
 def tick(now: datetime | None = None, batch: int = 500) -> int:
-    """Process every escalation due at `now` (default: the clock, read each round).
-    Returns how many states were processed."""
+    """Process every escalation due at `now` (default: the clock when the tick
+    starts), in rounds of `batch`.  Returns how many states were processed.
+
+    The cut-off is fixed for the whole tick, so a tick ends even under a steady
+    stream of newly due levels (those are the next tick's, 2 s later)."""
     resolver = Resolver()
     processed = 0
-    failed: set[int] = set()
+    failed: set[int] = set()  # failed or busy this tick: left for the next one
+    at = now or timezone.now()
     while True:
-        at = now or timezone.now()
         with transaction.atomic():
             states = list(
                 EscalationState.objects.select_for_update(skip_locked=True, of=("self",))
@@ -75,6 +78,7 @@ def tick(now: datetime | None = None, batch: int = 500) -> int:
             )
             if not states:
                 return processed
+            states = _lock_incidents(states, skipped=failed)
             resolver.load_rules({s.policy_id for s in states})
             try:
                 with transaction.atomic():
@@ -90,6 +94,32 @@ def tick(now: datetime | None = None, batch: int = 500) -> int:
                         logger.exception("escalation of incident %s failed; retried on the next tick", state.incident_id)
                         failed.add(state.pk)
             processed += len(states)
+
+
+def _lock_incidents(states: list[EscalationState], *, skipped: set[int]) -> list[EscalationState]:
+    """Keep the states whose incident nobody is changing right now, holding it with
+    FOR KEY SHARE (what the outbox's foreign key needs anyway).
+
+    The lifecycle verbs lock the incident (FOR UPDATE) and then its state; we hold
+    the state.  Waiting for the incident here would deadlock with them, so an
+    incident being acknowledged or resolved this instant is left to the next tick
+    (its verb will have stopped the escalation by then).  Alert appends (ingest's
+    UPDATE) do not conflict with KEY SHARE: storms do not hold escalation up.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, status FROM incidents_incident WHERE id = ANY(%s) FOR KEY SHARE SKIP LOCKED",
+            [[s.incident_id for s in states]],
+        )
+        status = dict(cursor.fetchall())
+    kept = []
+    for state in states:
+        if state.incident_id in status:
+            state.incident.status = status[state.incident_id]
+            kept.append(state)
+        else:
+            skipped.add(state.pk)
+    return kept
 
 
 def _apply(steps: list[Step]) -> None:

@@ -23,6 +23,7 @@ from apps.escalation import services as escalation
 from apps.integrations import outbox
 
 from . import live, maintenance, services
+from .classification import classify
 from .events import AlertEvent
 from .models import Alert, Incident
 
@@ -41,9 +42,13 @@ WITH appended AS (
 ), opened AS (
     INSERT INTO incidents_incident
            (title, description, status, severity, service_id, dedup_key, fingerprint, labels,
-            alert_count, first_alert_at, last_alert_at, created_at, updated_at)
+            alert_count, first_alert_at, last_alert_at, created_at, updated_at,
+            category, llm_model, environment, classified_severity, classification_confidence,
+            classification_rationale, classified_by)
     SELECT %(title)s, %(description)s, 'triggered', %(severity)s, %(service_id)s, %(dedup_key)s,
-           %(fingerprint)s, %(labels)s, 1, %(at)s, %(at)s, %(at)s, %(at)s
+           %(fingerprint)s, %(labels)s, 1, %(at)s, %(at)s, %(at)s, %(at)s,
+           %(category)s, %(llm_model)s, %(environment)s, %(classified_severity)s, %(confidence)s,
+           %(rationale)s, 'rules'
      WHERE NOT EXISTS (SELECT 1 FROM appended)
     ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
     RETURNING id, number, true AS created
@@ -124,6 +129,8 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
         "group_key": event.group_key,
         "payload": Jsonb(event.payload),
         "starts_at": event.starts_at,
+        # The rules' verdict, stored if this alert opens the incident (microseconds, no I/O).
+        **_classification(event),
     }
     with connection.cursor() as cursor:
         row = None
@@ -152,6 +159,18 @@ def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
             outbox.announce(incident_id, service_id)
         return IngestResult(alert_id, incident_id, number, False, "created")
     return IngestResult(alert_id, incident_id, number, True, "appended")
+
+
+def _classification(event: AlertEvent) -> dict:
+    verdict = classify(event.title, event.description, event.labels)
+    return {
+        "category": verdict.category,
+        "llm_model": verdict.model,
+        "environment": verdict.environment,
+        "classified_severity": verdict.severity,
+        "confidence": verdict.confidence,
+        "rationale": verdict.rationale[:300],
+    }
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:

@@ -66,6 +66,14 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_incidents"
     )
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    # Classification (apps/incidents/classification.py; by "rules" until the LLM lands).
+    category = models.CharField(max_length=32, blank=True)
+    llm_model = models.CharField("affected model", max_length=100, blank=True)
+    environment = models.CharField(max_length=50, blank=True)
+    classified_severity = models.CharField(max_length=16, choices=Severity.choices, blank=True)
+    classification_confidence = models.FloatField(null=True, blank=True)
+    classification_rationale = models.CharField(max_length=300, blank=True)
+    classified_by = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

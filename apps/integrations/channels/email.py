@@ -50,6 +50,8 @@ def incident_url(incident) -> str:
 
 
 def send(notification) -> str:
+    if (notification.reason or {}).get("digest"):
+        return send_digest(notification)
     incident = notification.incident
     to = recipients(notification)
     if not to:
@@ -67,6 +69,11 @@ def send(notification) -> str:
         headers={"Message-ID": message_id, "In-Reply-To": root, "References": root},
     )
     message.attach_alternative(render_to_string("integrations/email/incident.html", context), "text/html")
+    _send(message)
+    return message_id
+
+
+def _send(message) -> None:
     try:
         get_connection(fail_silently=False).send_messages([message])
     except smtplib.SMTPRecipientsRefused as exc:
@@ -81,4 +88,63 @@ def send(notification) -> str:
         raise PermanentError(text) from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
         raise RetryableError(f"SMTP: {type(exc).__name__}: {exc}") from None
+
+
+def send_digest(notification) -> str:
+    """Low-severity pages written as digest rows (reason["digest"]): one mail per person
+    for all of their digest rows that are due, this one included.  The others are
+    marked delivered in the same transaction, so a failed send leaves all pending."""
+    from django.utils import timezone
+
+    from apps.audit.services import SYSTEM, record
+
+    from ..models import Notification
+
+    to = recipients(notification)
+    if not to:
+        raise NoAddress("no e-mail address for this recipient")
+    others = list(
+        Notification.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("incident__service", "recipient")
+        .defer("incident__embedding")
+        .filter(
+            recipient_id=notification.recipient_id,
+            channel=Notification.Channel.EMAIL,
+            status=Notification.Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
+            reason__digest=True,
+        )
+        .exclude(pk=notification.pk)
+    )
+    rows = [notification, *others]
+    incidents = sorted({n.incident_id: n.incident for n in rows}.values(), key=lambda i: i.number)
+    context = {"incidents": incidents, "site_url": settings.SITE_URL}
+    message_id = f"<digest-{notification.pk}.{secrets.token_hex(4)}@{_domain()}>"
+    message = EmailMultiAlternatives(
+        subject=f"Digest: {len(incidents)} low-severity incident{'s' if len(incidents) != 1 else ''}",
+        body=render_to_string("integrations/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers={"Message-ID": message_id},
+    )
+    message.attach_alternative(render_to_string("integrations/email/digest.html", context), "text/html")
+    _send(message)
+    now = timezone.now()
+    for other in others:
+        other.status, other.delivered_at, other.external_id = Notification.Status.DELIVERED, now, message_id
+        other.attempts += 1
+        other.next_attempt_at, other.last_error = None, ""
+        other.save(update_fields=["status", "delivered_at", "external_id", "attempts", "next_attempt_at", "last_error"])
+        record(
+            "notification.delivered",
+            actor=SYSTEM,
+            incident=other.incident,
+            data={
+                "notification": other.pk,
+                "channel": "email",
+                "to": other.recipient.get_username() if other.recipient_id else "",
+                "digest_of": notification.pk,
+                "external_id": message_id,
+            },
+        )
     return message_id
