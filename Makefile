@@ -47,7 +47,7 @@ bench-notify: $(VENV)/.dev
 
 # N open incidents with due escalations, beat every 2 s: tick time and lag to the outbox row.
 bench-escalation: $(VENV)/.dev
-	$(PY) -m incident_manager.devstack exec sh -c '$(PY) manage.py migrate -v 0 && $(PY) bench/escalation.py $(ARGS)'
+	$(PY) -m incident_manager.devstack exec $(PY) bench/escalation.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -31,6 +31,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -104,6 +105,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench's incidents")
     args = parser.parse_args()
 
+    call_command("migrate", verbosity=0)  # the bench's database may predate new migrations
     service, t0 = setup(args.n, args.spread, start_in=5.0)
     connections.close_all()  # before fork: each worker opens its own connection
     ctx = multiprocessing.get_context("fork")

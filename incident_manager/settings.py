@@ -213,6 +213,18 @@ NOTIFY_BREAKER_THRESHOLD = 5  # consecutive failures that open a channel's circu
 NOTIFY_BREAKER_OPEN_SECONDS = 60  # then one trial request
 NOTIFY_FALLBACK_CHAIN = env.list("NOTIFY_FALLBACK_CHAIN", default=["slack", "email", "webhook"])
 
+# LLM classification (apps/incidents/llm.py): off unless ANTHROPIC_API_KEY is set.
+ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", default="")
+LLM_MODEL = env("LLM_MODEL", default="claude-haiku-4-5")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
+LLM_CONFIDENCE_THRESHOLD = env.float("LLM_CONFIDENCE_THRESHOLD", default=0.8)
+LLM_MONTHLY_BUDGET_USD = env.float("LLM_MONTHLY_BUDGET_USD", default=50.0)
+LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=1.0)  # USD, Haiku-class
+LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=5.0)
+LLM_CACHE_SECONDS = 3600
+
 # Largest alert payload accepted at the ingestion endpoints (bytes).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)

@@ -76,6 +76,9 @@ class FakeServer:
         else:
             data = {k: v[0] for k, v in parse_qs(body.decode() or parts.query).items()}
         request = Recorded(handler.command, parts.path, dict(handler.headers), body, data, time.monotonic())
+        with self.changed:  # recorded before the answer: a caller that got it sees the call
+            self.requests.append(request)
+            self.changed.notify_all()
         if self.delay:
             time.sleep(self.delay)
         key = self.key(request)
@@ -92,9 +95,6 @@ class FakeServer:
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(raw)
-        with self.changed:
-            self.requests.append(request)
-            self.changed.notify_all()
 
     def calls(self, key: str) -> list[Recorded]:
         return [r for r in list(self.requests) if self.key(r) == key]

@@ -58,4 +58,4 @@ def test_the_detail_page_shows_the_verdict_and_says_rules_only(client, ingest_pa
     client.post(ingest_path("generic"), data=body, content_type="application/json")
     client.force_login(responder)
     page = client.get(f"/incidents/{Incident.objects.get().pk}/").content.decode()
-    assert "quality" in page and "suggests high" in page and "rules only: no LLM configured" in page
+    assert "quality" in page and "suggests high" in page and "LLM not configured" in page

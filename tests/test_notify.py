@@ -404,3 +404,21 @@ def test_digest_rows_of_one_person_go_out_as_one_mail(fake_smtp, service):
     assert all(f"#{i.number} [low] Minor" in text for i in low)
     assert {reload(n).external_id for n in rows} == {parsed["Message-ID"]}
     assert reload(later).status == "pending"
+
+
+@pytest.mark.django_db
+def test_the_beat_sends_due_retries_and_forgotten_rows_once(service, settings):
+    from django.core.cache import cache
+
+    incident = IncidentFactory(service=service)
+    now = timezone.now()
+    fresh = notification(incident, "email", next_attempt_at=now)  # its own task is on the way
+    forgotten = notification(incident, "email", next_attempt_at=now - timedelta(seconds=30))
+    retry = notification(incident, "email", next_attempt_at=now - timedelta(seconds=1), attempts=1)
+    later = notification(incident, "email", next_attempt_at=now + timedelta(seconds=5), attempts=1)
+    cache.delete_many([f"notify-enqueued:{n.pk}" for n in (fresh, forgotten, retry, later)])
+
+    due = outbox.due_ids()
+    assert set(due) == {forgotten.pk, retry.pk}
+    assert sorted(outbox.claim_for_enqueue(due)) == sorted(due)
+    assert outbox.claim_for_enqueue(due) == []  # not queued again a second later

@@ -238,3 +238,19 @@ def test_slash_command_lists_open_incidents_and_declares_one(client, fake_slack,
     incident = Incident.objects.get(title="Payments are failing")
     assert incident.service == service and incident.status == "triggered"
     assert f"#{incident.number}" in fake_slack.calls("chat.postEphemeral")[-1].data["text"]
+
+
+@pytest.mark.django_db
+def test_escalate_restarts_escalation_of_an_acknowledged_incident(client, fake_slack, service, responder):
+    workspace()
+    ContactMethod.objects.create(user=responder, kind="slack", address=SLACK_USER)
+    incident = IncidentFactory(service=service)
+    services.acknowledge(incident, actor=Actor.of(responder))
+
+    assert press(client, block_actions(incident.pk, "incident_escalate")).status_code == 200
+    incident.refresh_from_db()
+    assert incident.status == "triggered"
+    assert incident.audit_entries.filter(verb="incident.unacknowledged", data__reason="escalated from Slack").exists()
+
+    assert press(client, block_actions(incident.pk, "incident_escalate")).status_code == 200
+    assert "not available yet" in fake_slack.calls("chat.postEphemeral")[-1].data["text"]

@@ -66,7 +66,7 @@ def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
     if state is None:
         return start(incident, now=now)
     delay = first_delay(state.policy)
-    if delay is None:
+    if delay is None or state.policy.digest_only:  # a digest entry is sent once, never again
         return state
     state.status = EscalationState.Status.ACTIVE
     state.level = 0

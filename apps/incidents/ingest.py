@@ -13,6 +13,7 @@ round trip and every ORM query compiled costs about as much as the work itself
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -22,7 +23,7 @@ from apps.audit.services import Actor, record
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import live, maintenance, services
+from . import live, maintenance, services, tasks
 from .classification import classify
 from .events import AlertEvent
 from .models import Alert, Incident
@@ -102,11 +103,14 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
 
 
 def _publish(results: list[IngestResult]) -> None:
-    """Tell the portal; the lifecycle verbs have already told it about what they changed."""
+    """Tell the portal (the lifecycle verbs have already told it about what they changed)
+    and queue the LLM's look at new incidents."""
     created = {r.incident_id for r in results if r.action == "created"}
     appended = {r.incident_id for r in results if r.action == "appended"} - created
     for incident_id in sorted(created):
         live.publish_incident_changed(incident_id, created=True)
+        if settings.ANTHROPIC_API_KEY:
+            tasks.second_opinion.delay(incident_id)
     for incident_id in sorted(appended):
         live.publish_incident_changed_throttled(incident_id)
         outbox.alerts_appended(incident_id)  # throttled Slack thread replies

@@ -74,6 +74,10 @@ class Incident(models.Model):
     classification_confidence = models.FloatField(null=True, blank=True)
     classification_rationale = models.CharField(max_length=300, blank=True)
     classified_by = models.CharField(max_length=16, blank=True)
+    # Database defaults: the ingest statement inserts incidents without the ORM.
+    llm_input_tokens = models.PositiveIntegerField(db_default=0)
+    llm_output_tokens = models.PositiveIntegerField(db_default=0)
+    llm_cost_usd = models.DecimalField(max_digits=10, decimal_places=6, db_default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -6,8 +6,14 @@ from django.db.models.functions import Now
 
 from apps.audit.services import SYSTEM
 
-from . import services
+from . import services, triage
 from .models import Incident
+
+
+@shared_task
+def second_opinion(incident_id: int) -> str:
+    """After a new incident commits: the LLM's classification when the rules were unsure."""
+    return triage.second_opinion(incident_id)
 
 
 @shared_task

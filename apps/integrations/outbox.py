@@ -86,12 +86,28 @@ def enqueue(ids: list[int]) -> None:
 # ----- delivering rows ---------------------------------------------------------------------
 
 
+FRESH_GRACE_SECONDS = 5  # a new row's own task gets this long before the beat sends it too
+ENQUEUED_SECONDS = 10  # the beat does not enqueue a row again within this long
+
+
 def due_ids(limit: int = DUE_BATCH) -> list[int]:
+    """Pending rows whose attempt is due: retries when due, and first attempts once
+    their own task (enqueued on commit) had FRESH_GRACE_SECONDS to send them."""
+    now = timezone.now()
     return list(
-        Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=timezone.now())
+        Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=now)
+        .filter(Q(attempts__gt=0) | Q(next_attempt_at__lte=now - timedelta(seconds=FRESH_GRACE_SECONDS)))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def claim_for_enqueue(ids: list[int]) -> list[int]:
+    """The ids not enqueued by the beat in the last ENQUEUED_SECONDS (so a slow worker
+    does not get the same row queued every second)."""
+    from django.core.cache import cache
+
+    return [pk for pk in ids if cache.add(f"notify-enqueued:{pk}", 1, timeout=ENQUEUED_SECONDS)]
 
 
 def deliver(notification_id: int) -> str:

@@ -174,7 +174,20 @@ def _action_listener(verb: str):
 
 
 def _escalate(client, body, incident_id, actor) -> None:
-    _ephemeral(client, body, "Escalating from Slack is not available yet; use the portal to reassign.")
+    """An acknowledged incident goes back to triggered and its escalation restarts
+    (incidents.services.unacknowledge).  Jumping a triggered incident to its next
+    level at once has no service function yet: the person is told so."""
+    status = Incident.objects.filter(pk=incident_id).values_list("status", flat=True).first()
+    if status == Incident.Status.ACKNOWLEDGED:
+        services.unacknowledge(incident_id, actor=actor, reason="escalated from Slack")
+        _ephemeral(client, body, "Escalation restarted: the on-call people are being paged again.")
+    elif status == Incident.Status.TRIGGERED:
+        _ephemeral(
+            client, body,
+            "This incident is already escalating by its policy; skipping to the next level is not available yet.",
+        )
+    else:
+        _ephemeral(client, body, "This incident is resolved.")
 
 
 def _snooze(ack, body, client):

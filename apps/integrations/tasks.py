@@ -20,7 +20,7 @@ def deliver_notifications(ids: list[int]) -> dict:
 def deliver_due() -> int:
     """Beat, every second: rows whose next attempt is due (retries, fallbacks, rows
     whose task was lost), spread over the workers."""
-    ids = outbox.due_ids()
+    ids = outbox.claim_for_enqueue(outbox.due_ids())
     for start in range(0, len(ids), FAN_OUT):
         deliver_notifications.delay(ids[start : start + FAN_OUT])
     return len(ids)

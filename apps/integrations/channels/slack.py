@@ -182,12 +182,22 @@ def send(notification) -> str:
     if message.ts:
         call(client.chat_update, channel=message.channel_id, ts=message.ts, text=text(incident), blocks=blocks(incident))
         return message.ts
+    rendered = incident.updated_at
     response = call(client.chat_postMessage, channel=link.channel_id, text=text(incident), blocks=blocks(incident))
+    # A change committed while we posted found no message to update: catch up after commit.
+    transaction.on_commit(lambda: _refresh_if_changed(incident.pk, rendered), robust=True)
     message.ts = response["ts"]
     message.channel_id = response.get("channel") or link.channel_id
     message.alert_count_posted = incident.alert_count
     message.save(update_fields=["ts", "channel_id", "alert_count_posted", "updated_at"])
     return message.ts
+
+
+def _refresh_if_changed(incident_id: int, rendered) -> None:
+    if Incident.objects.filter(pk=incident_id).exclude(updated_at=rendered).exists():
+        from ..tasks import update_slack_messages
+
+        update_slack_messages.delay(incident_id)
 
 
 def update_messages(incident_id: int) -> int:

@@ -1,0 +1,100 @@
+"""The LLM's second opinion on a new incident's classification (after commit, in a worker).
+
+The rules' verdict stands unless every condition holds: an API key is set, the
+rules were unsure (confidence below LLM_CONFIDENCE_THRESHOLD), this month's LLM
+spend is under LLM_MONTHLY_BUDGET_USD, and the model answered within the schema.
+Answers are cached by fingerprint for an hour, so a flapping alert costs once.
+"""
+
+import logging
+from dataclasses import asdict
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from apps.audit.services import SYSTEM, record
+
+from . import llm
+from .classification import Classification
+from .models import Incident
+
+log = logging.getLogger(__name__)
+
+
+def month_spend():
+    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return Incident.objects.filter(created_at__gte=start).aggregate(total=Sum("llm_cost_usd"))["total"] or 0
+
+
+def llm_status() -> str:
+    """What the portal says about the LLM: 'not configured', 'budget reached' or 'active'."""
+    if not settings.ANTHROPIC_API_KEY:
+        return "not configured"
+    if month_spend() >= settings.LLM_MONTHLY_BUDGET_USD:
+        return "budget reached"
+    return "active"
+
+
+def second_opinion(incident_id: int) -> str:
+    """Ask the LLM when the rules were unsure; return what happened (for logs and tests)."""
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is None or incident.classified_by == "llm":
+        return "nothing to do"  # gone, or done by an earlier run of this task
+    status = llm_status()
+    if status != "active":
+        return status
+    if (incident.classification_confidence or 0) >= settings.LLM_CONFIDENCE_THRESHOLD:
+        return "rules sure"
+    cache_key = f"llm-classification:{incident.fingerprint}"
+    usage = llm.Usage(0, 0)
+    if cached := cache.get(cache_key):
+        verdict = Classification(**cached)
+    else:
+        rules = Classification(
+            category=incident.category,
+            severity=incident.classified_severity,
+            confidence=incident.classification_confidence or 0,
+            rationale=incident.classification_rationale,
+        )
+        try:
+            verdict, usage = llm.classify(incident.title, incident.description, incident.labels, rules)
+        except llm.LLMUnavailable as exc:
+            log.warning("LLM classification of incident %s fell back to the rules: %s", incident.pk, exc)
+            if exc.usage:
+                _charge(incident.pk, exc.usage)
+            return f"fallback: {exc}"
+        cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
+    with transaction.atomic():
+        Incident.objects.filter(pk=incident.pk).update(
+            category=verdict.category,
+            classified_severity=verdict.severity,
+            llm_model=verdict.model[:100] or incident.llm_model,
+            environment=verdict.environment[:50] or incident.environment,
+            classification_confidence=verdict.confidence,
+            classification_rationale=verdict.rationale[:300],
+            classified_by="llm",
+        )
+        _charge(incident.pk, usage)
+        record(
+            "incident.classified",
+            actor=SYSTEM,
+            incident=incident,
+            data={
+                "by": "llm" if usage.input_tokens else "llm (cached)",
+                "category": verdict.category,
+                "severity": verdict.severity,
+                "cost_usd": str(usage.cost),
+            },
+        )
+    return "classified"
+
+
+def _charge(incident_id: int, usage: llm.Usage) -> None:
+    Incident.objects.filter(pk=incident_id).update(
+        llm_input_tokens=F("llm_input_tokens") + usage.input_tokens,
+        llm_output_tokens=F("llm_output_tokens") + usage.output_tokens,
+        llm_cost_usd=F("llm_cost_usd") + usage.cost,
+    )
