@@ -17,7 +17,6 @@ its incidents afterwards (audit entries are append-only and stay).
 import argparse
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from datetime import date, datetime, time as dtime, timedelta

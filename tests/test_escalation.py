@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth import get_user_model
 import time_machine
+from django.contrib.auth import get_user_model
 
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor
@@ -333,3 +333,37 @@ def test_nobody_on_call_is_recorded_and_escalation_moves_on(world):
     entry = AuditEntry.objects.get(incident=incident)
     assert entry.data["targets"] == [] and "nobody" in entry.data["why"]
     assert state_of(incident).status == "exhausted"
+
+
+@pytest.mark.parametrize(
+    ("tz", "day"),
+    [
+        ("Europe/Berlin", date(2025, 3, 30)),  # spring forward
+        ("Europe/Berlin", date(2025, 10, 26)),  # fall back
+        ("America/New_York", date(2025, 3, 9)),
+        ("America/New_York", date(2025, 11, 2)),
+    ],
+)
+def test_pages_the_right_person_around_a_dst_change(world, tz, day):
+    """A daily rotation handing off at 09:00 local: on the day the clocks change, the
+    handoff still happens at 09:00 on the wall clock, and escalation pages accordingly."""
+    zone = ZoneInfo(tz)
+    schedule = Schedule.objects.create(name=f"Daily {tz}", team=world["team"], time_zone=tz)
+    layer = Layer.objects.create(
+        schedule=schedule, name="daily", shift_length=1, shift_unit="days", handoff_time=time(9),
+        start_date=day - timedelta(days=2),
+    )
+    LayerMember.objects.create(layer=layer, user=world["alice"], position=0)
+    LayerMember.objects.create(layer=layer, user=world["erin"], position=1)
+    rule = EscalationRule.objects.get(policy=world["policies"]["high"], position=0)
+    rule.schedules.set([schedule])
+    # Shifts: day-2 alice, day-1 erin, day (the change) alice from 09:00 local.
+    for at, expected in [
+        (datetime.combine(day, time(8, 59), tzinfo=zone), "erin"),
+        (datetime.combine(day, time(9), tzinfo=zone), "alice"),
+        (datetime.combine(day + timedelta(days=1), time(8, 59), tzinfo=zone), "alice"),
+    ]:
+        with time_machine.travel(at, tick=False):
+            incident = open_incident(world, "high")
+            engine.tick()
+            assert sent(incident)[0] == (expected, "slack"), at

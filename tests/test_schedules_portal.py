@@ -12,7 +12,7 @@ from apps.escalation import engine, selectors
 from apps.incidents import services
 from apps.schedules.models import CalendarFeed
 
-from .factories import IncidentFactory, MembershipFactory
+from .factories import MembershipFactory
 from .test_escalation import MONDAY, open_incident, world  # noqa: F401  (world is a fixture)
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from .factories import IncidentFactory, MembershipFactory, UserFactory
 from .notify_fakes import _clean_breakers, fake_slack  # noqa: F401
 from .notify_helpers import SIGNING_SECRET, TEAM_ID, channel_link, notification, workspace
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "fixtures"  # copies of documented Slack payloads
 EVENTS = "/integrations/slack/events"
 SLACK_USER = "U0123ABCD45"
 
@@ -185,7 +185,7 @@ def test_bad_or_stale_signature_is_401_and_changes_nothing(client, fake_slack, s
 
 @pytest.mark.django_db
 def test_the_recorded_request_and_its_signature_verify(client, fake_slack):
-    """The captured body and signature from ../shared/payloads, at their own time: bolt
+    """The captured body and signature from the documented vectors (tests/fixtures), at their own time: bolt
     accepts them; the Slack user is not linked to anyone, so they are told how to link."""
     workspace()
     vector = json.loads((PAYLOADS / "slack_signature_test_vectors.json").read_text())["block_actions_vector"]

@@ -23,7 +23,7 @@ from django.utils import timezone
 from apps.audit.services import SYSTEM, record
 
 from . import breaker, channels
-from .channels import NoAddress, PermanentError, RetryableError
+from .channels import PermanentError, RetryableError
 from .models import Notification, SlackChannelLink, WebhookEndpoint
 
 log = logging.getLogger(__name__)

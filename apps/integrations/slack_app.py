@@ -14,17 +14,14 @@ e-mail when it matches an account).
 
 import json
 import logging
-import secrets
 import threading
 import uuid
 from urllib.parse import parse_qs
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.utils import timezone
 from slack_bolt import App
-from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.adapter.django import SlackRequestHandler
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from apps.accounts import roles
