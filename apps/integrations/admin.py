@@ -1,7 +1,16 @@
 from django import forms
 from django.contrib import admin, messages
 
-from .models import Integration
+from .channels.webhook import new_secret
+from .models import (
+    ContactMethod,
+    Integration,
+    Notification,
+    NotificationRule,
+    SlackChannelLink,
+    SlackWorkspace,
+    WebhookEndpoint,
+)
 from .sealed import seal
 from .services import how_to_send, set_new_token
 
@@ -48,17 +57,6 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 
 # ----- outbound ----------------------------------------------------------------------------
-
-
-from .channels.webhook import new_secret  # noqa: E402
-from .models import (  # noqa: E402
-    ContactMethod,
-    Notification,
-    NotificationRule,
-    SlackChannelLink,
-    SlackWorkspace,
-    WebhookEndpoint,
-)
 
 
 @admin.register(Notification)
