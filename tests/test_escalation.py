@@ -367,3 +367,32 @@ def test_pages_the_right_person_around_a_dst_change(world, tz, day):
             incident = open_incident(world, "high")
             engine.tick()
             assert sent(incident)[0] == (expected, "slack"), at
+
+
+def test_a_level_without_channels_reaches_each_person_by_their_own_rules():
+    """PagerDuty's model: escalation picks the person, the person's notification rules
+    pick the channels ("critical: SMS at once, call after 2 minutes; others: Slack")."""
+    from apps.integrations.models import ContactMethod, NotificationRule
+
+    service = ServiceFactory()
+    alice, bob = person("alice"), person("bob")
+    policy = EscalationPolicy.objects.create(name="people's own rules", service=service)
+    rule = EscalationRule.objects.create(policy=policy, delay_minutes=0, channels=[])
+    rule.users.add(alice, bob)
+    ContactMethod.objects.create(user=alice, kind="sms", address="+4915100000001")
+    ContactMethod.objects.create(user=alice, kind="voice", address="+4915100000001")
+    ContactMethod.objects.create(user=alice, kind="slack", address="U0ALICE")
+    NotificationRule.objects.create(user=alice, severities=["critical"], kind="sms", delay_minutes=0)
+    NotificationRule.objects.create(user=alice, severities=["critical"], kind="voice", delay_minutes=2)
+    NotificationRule.objects.create(user=alice, severities=["high", "medium", "low"], kind="slack", delay_minutes=0)
+    ContactMethod.objects.create(user=bob, kind="email", address="bob@example.org")  # no rules: a default
+
+    with time_machine.travel(MONDAY, tick=False):
+        incident = open_incident({"service": service}, "critical")
+        assert engine.tick() == 1
+
+    rows = {(n.recipient.username, n.channel): n for n in Notification.objects.filter(incident=incident)}
+    assert set(rows) == {("alice", "sms"), ("alice", "voice"), ("bob", "email")}
+    assert rows["alice", "sms"].next_attempt_at == MONDAY
+    assert rows["alice", "voice"].next_attempt_at == MONDAY + timedelta(minutes=2)
+    assert rows["bob", "email"].next_attempt_at == MONDAY

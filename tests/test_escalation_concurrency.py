@@ -231,3 +231,14 @@ def test_tick_never_waits_for_an_incident_being_acknowledged():
         assert_each_fired_once(incidents)
     finally:
         holder.close()
+
+
+def test_beat_runs_the_tick_task_every_2_seconds(celery_worker):
+    from apps.escalation.tasks import tick
+
+    entry = settings.CELERY_BEAT_SCHEDULE["escalation-tick"]
+    assert (entry["task"], entry["schedule"]) == (tick.name, 2.0)
+    incidents = make_due_incidents(3)
+    tick.delay()  # what beat sends
+    wait_for(lambda: not EscalationState.objects.filter(level=0).exists(), 20, "the worker's tick")
+    assert_each_fired_once(incidents)

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -27,12 +28,15 @@ from apps.audit.models import AuditEntry
 from apps.audit.services import Actor
 from apps.incidents import services as incident_services
 from apps.incidents.models import Incident
+from apps.integrations.addresses import notification_plan
 from apps.integrations.models import Notification
 from apps.schedules import oncall
 
 from . import bulk, services
 from .models import EscalationPolicy, EscalationState
 from .targets import Resolver
+
+User = get_user_model()
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +181,7 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
     if policy.digest_only:
         base_reason["digest"] = True
     for user_id, why in targets.items():
-        for channel in channels:
+        for channel, delay in _channels_for(user_id, channels, incident.severity):
             key = (
                 digest_key(incident.pk, user_id)
                 if policy.digest_only
@@ -190,8 +194,10 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
                     channel=channel,
                     idempotency_key=key,
                     status=Notification.Status.PENDING,
-                    next_attempt_at=now,
-                    reason={**base_reason, "why": why},
+                    # A delayed step of a person's rules ("call after 2 minutes") waits in the
+                    # outbox; delivery drops it if the incident is acknowledged by then.
+                    next_attempt_at=now + timedelta(minutes=delay),
+                    reason={**base_reason, "why": why, **({"personal_rule_delay": delay} if delay else {})},
                 )
             )
     step.audit.append(
@@ -208,6 +214,15 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
     )
     _advance(state, rules, now)
     return step
+
+
+def _channels_for(user_id: int, channels: list[str], severity: str) -> list[tuple[str, int]]:
+    """The level's channels, each at once; a level without channels uses the person's
+    own notification rules (apps/integrations/addresses.py)."""
+    if channels:
+        return [(channel, 0) for channel in channels]
+    user = User.objects.get(pk=user_id)
+    return [(channel, delay) for channel, _address, delay in notification_plan(user, severity)]
 
 
 def _advance(state: EscalationState, rules, now: datetime) -> None:

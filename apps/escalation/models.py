@@ -63,7 +63,12 @@ class EscalationRule(models.Model):
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="rules")
     position = models.PositiveSmallIntegerField(default=0)
     delay_minutes = models.PositiveIntegerField(default=0, help_text="After the previous level (or the start).")
-    channels = ArrayField(models.CharField(max_length=16, choices=Notification.Channel.choices))
+    channels = ArrayField(
+        models.CharField(max_length=16, choices=Notification.Channel.choices),
+        blank=True,
+        default=list,
+        help_text="Empty: each person is reached by their own notification rules (channels and delays).",
+    )
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     schedules = models.ManyToManyField(
         "schedules.Schedule", blank=True, related_name="+", help_text="Whoever is on call at that moment."
