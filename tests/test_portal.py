@@ -212,3 +212,27 @@ def test_changes_are_post_only_and_unknown_incidents_404(client, rita, incident)
     assert client.get(url("incident-acknowledge", incident)).status_code == 405
     assert client.post(reverse("portal:incident-resolve", args=[incident.pk + 1000])).status_code == 404
     assert client.get(reverse("portal:incident-detail", args=[incident.pk + 1000])).status_code == 404
+
+
+def test_unacknowledge_from_the_portal_and_the_api(client, responder):
+    from apps.accounts.services import create_api_key
+
+    incident = IncidentFactory(status="acknowledged")
+    client.force_login(responder)
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "Un-acknowledge" in page
+
+    response = client.post(f"/incidents/{incident.pk}/unacknowledge", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    incident.refresh_from_db()
+    assert incident.status == "triggered"
+    assert AuditEntry.objects.filter(incident=incident, verb="incident.unacknowledged").exists()
+
+    refused = client.post(f"/incidents/{incident.pk}/unacknowledge", headers={"HX-Request": "true"})
+    assert "only an acknowledged incident can be un-acknowledged" in refused.content.decode()
+
+    _, key = create_api_key(name="ci", scopes=["incidents:read", "incidents:write"])
+    client.logout()
+    client.post(f"/api/v1/incidents/{incident.pk}/acknowledge/", headers={"Authorization": f"Bearer {key}"})
+    api = client.post(f"/api/v1/incidents/{incident.pk}/unacknowledge/", headers={"Authorization": f"Bearer {key}"})
+    assert api.status_code == 200 and api.json()["status"] == "triggered"

@@ -144,6 +144,14 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         incident = self.get_object()
         return self._detail(services.acknowledge(incident, actor=request_actor(request)))
 
+    @extend_schema(
+        summary="Un-acknowledge: back to triggered, escalation restarts", request=None, responses=_changed
+    )
+    @action(detail=True, methods=["post"])
+    def unacknowledge(self, request, pk=None):
+        incident = self.get_object()
+        return self._detail(services.unacknowledge(incident, actor=request_actor(request)))
+
     @extend_schema(summary="Resolve an incident", request=ResolveSerializer, responses=_changed)
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):

@@ -10,6 +10,7 @@ urlpatterns = [
     path("incidents/", views.incident_list, name="incident-list"),
     path("incidents/<int:pk>/", views.incident_detail, name="incident-detail"),
     path("incidents/<int:pk>/acknowledge", views.incident_acknowledge, name="incident-acknowledge"),
+    path("incidents/<int:pk>/unacknowledge", views.incident_unacknowledge, name="incident-unacknowledge"),
     path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident-resolve"),
     path("incidents/<int:pk>/notes", views.incident_note, name="incident-note"),
 ]

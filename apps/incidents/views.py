@@ -91,6 +91,12 @@ def incident_acknowledge(request, pk):
 
 @require_POST
 @_allowed(roles.can_respond)
+def incident_unacknowledge(request, pk):
+    return _change(request, pk, services.unacknowledge)
+
+
+@require_POST
+@_allowed(roles.can_respond)
 def incident_resolve(request, pk):
     return _change(request, pk, services.resolve)
 
