@@ -396,3 +396,20 @@ def test_a_level_without_channels_reaches_each_person_by_their_own_rules():
     assert rows["alice", "sms"].next_attempt_at == MONDAY
     assert rows["alice", "voice"].next_attempt_at == MONDAY + timedelta(minutes=2)
     assert rows["bob", "email"].next_attempt_at == MONDAY
+
+
+def test_a_snoozed_incident_escalates_again_when_the_snooze_ends(world):
+    with time_machine.travel(MONDAY, tick=False) as clock:
+        incident = open_incident(world, "critical")
+        services.snooze(incident, minutes=60, actor=SYSTEM)
+        incident.refresh_from_db()
+        assert incident.status == "acknowledged"
+        clock.shift(timedelta(minutes=59))
+        assert engine.tick() == 0
+        clock.shift(timedelta(minutes=2))
+        engine.tick()
+        incident.refresh_from_db()
+        assert incident.status == "triggered"
+        assert state_of(incident).status == "active"
+    with pytest.raises(ValueError):
+        services.snooze(incident, minutes=0, actor=SYSTEM)

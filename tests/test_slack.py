@@ -250,7 +250,44 @@ def test_escalate_restarts_escalation_of_an_acknowledged_incident(client, fake_s
     assert press(client, block_actions(incident.pk, "incident_escalate")).status_code == 200
     incident.refresh_from_db()
     assert incident.status == "triggered"
-    assert incident.audit_entries.filter(verb="incident.unacknowledged", data__reason="escalated from Slack").exists()
+    assert incident.audit_entries.filter(verb="incident.unacknowledged", data__reason="escalated").exists()
+
+    # Triggered, and no policy to run: the person is told so.
+    assert press(client, block_actions(incident.pk, "incident_escalate")).status_code == 200
+    assert "no escalation left to run" in fake_slack.calls("chat.postEphemeral")[-1].data["text"]
+
+
+@pytest.mark.django_db
+def test_escalate_fires_the_next_level_now_and_snooze_quiets_for_an_hour(client, fake_slack, service, responder):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.escalation import services as escalation
+    from apps.escalation.models import EscalationPolicy, EscalationRule, EscalationState
+
+    workspace()
+    ContactMethod.objects.create(user=responder, kind="slack", address=SLACK_USER)
+    policy = EscalationPolicy.objects.create(name="p", service=service)
+    EscalationRule.objects.create(policy=policy, delay_minutes=10, channels=["email"]).users.add(responder)
+    incident = IncidentFactory(service=service)
+    escalation.start(incident)
+    assert EscalationState.objects.get(incident=incident).next_at > timezone.now() + timedelta(minutes=9)
 
     assert press(client, block_actions(incident.pk, "incident_escalate")).status_code == 200
-    assert "not available yet" in fake_slack.calls("chat.postEphemeral")[-1].data["text"]
+    assert EscalationState.objects.get(incident=incident).next_at <= timezone.now()
+    assert incident.audit_entries.filter(verb="incident.escalated").exists()
+
+    snooze = block_actions(incident.pk, "incident_snooze")
+    snooze["actions"][0] = {
+        "type": "static_select", "action_id": "incident_snooze", "block_id": f"incident-{incident.pk}",
+        "selected_option": {"text": {"type": "plain_text", "text": "Snooze 1h"}, "value": f"{incident.pk}:60"},
+        "action_ts": "1764089903.000100",
+    }
+    assert press(client, snooze).status_code == 200
+    incident.refresh_from_db()
+    state = EscalationState.objects.get(incident=incident)
+    assert incident.status == "acknowledged" and state.status == "acknowledged"
+    assert timedelta(minutes=59) < state.next_at - timezone.now() <= timedelta(minutes=60)
+    assert incident.audit_entries.filter(verb="incident.snoozed", data__minutes=60).exists()
+    assert "Snoozed for 60 minutes" in fake_slack.calls("chat.postEphemeral")[-1].data["text"]

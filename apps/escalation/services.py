@@ -76,3 +76,26 @@ def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
     state.save(update_fields=["status", "level", "cycle", "repeats_done", "next_at", "updated_at"])
     return state
 
+
+
+def escalate_now(incident, *, now: datetime | None = None) -> EscalationState | None:
+    """Fire the incident's next level at the next tick instead of after its delay."""
+    now = now or timezone.now()
+    state = EscalationState.objects.select_for_update().filter(incident_id=incident.pk).first()
+    if state is None or state.status != EscalationState.Status.ACTIVE:
+        return None
+    state.next_at = now
+    state.save(update_fields=["next_at", "updated_at"])
+    return state
+
+
+def snooze(incident, *, until: datetime) -> EscalationState | None:
+    """Quiet until `until`, then escalate again from the start: the engine treats it as
+    an ack timeout (incidents.services.unacknowledge restarts this state)."""
+    state = EscalationState.objects.select_for_update().filter(incident_id=incident.pk).first()
+    if state is None:
+        return None
+    state.status = EscalationState.Status.ACKNOWLEDGED
+    state.next_at = until
+    state.save(update_fields=["status", "next_at", "updated_at"])
+    return state

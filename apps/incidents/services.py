@@ -5,6 +5,8 @@ the incident, checks the transition, writes the audit entry in the same
 transaction and pushes the live update only once the transaction has committed.
 """
 
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,6 +67,43 @@ def unacknowledge(incident: Incident | int, *, actor: Actor, reason: str = "") -
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.unacknowledged", actor=actor, incident=incident, data={"reason": reason} if reason else None)
         escalation.restart(incident)
+        _changed(incident)
+    return incident
+
+
+def escalate(incident: Incident | int, *, actor: Actor) -> Incident:
+    """Page further now: a triggered incident's next level fires at the next tick; an
+    acknowledged one goes back to triggered and escalates from the start."""
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status == Incident.Status.ACKNOWLEDGED:
+            return unacknowledge(incident, actor=actor, reason="escalated")
+        if incident.status != Incident.Status.TRIGGERED:
+            raise TransitionError(f"Incident #{incident.number} is resolved; there is nobody to escalate to.")
+        if escalation.escalate_now(incident) is None:
+            raise TransitionError(f"Incident #{incident.number} has no escalation left to run (no policy, or all levels done).")
+        record("incident.escalated", actor=actor, incident=incident)
+        _changed(incident)
+    return incident
+
+
+def snooze(incident: Incident | int, *, minutes: int, actor: Actor) -> Incident:
+    """Acknowledged for `minutes`, then triggered again and escalated from the start."""
+    if not 1 <= minutes <= 24 * 60:
+        raise ValueError("Snooze for 1 minute to 24 hours.")
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status == Incident.Status.RESOLVED:
+            raise TransitionError(f"Incident #{incident.number} is resolved; there is nothing to snooze.")
+        until = timezone.now() + timedelta(minutes=minutes)
+        if incident.status == Incident.Status.TRIGGERED:
+            incident.status = Incident.Status.ACKNOWLEDGED
+            incident.acknowledged_at = timezone.now()
+            incident.acknowledged_by = actor.user
+            incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
+        if escalation.snooze(incident, until=until) is None:
+            raise TransitionError(f"Incident #{incident.number} has no escalation policy to wake it up again.")
+        record("incident.snoozed", actor=actor, incident=incident, data={"until": until.isoformat(), "minutes": minutes})
         _changed(incident)
     return incident
 

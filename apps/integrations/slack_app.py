@@ -171,26 +171,31 @@ def _action_listener(verb: str):
 
 
 def _escalate(client, body, incident_id, actor) -> None:
-    """An acknowledged incident goes back to triggered and its escalation restarts
-    (incidents.services.unacknowledge).  Jumping a triggered incident to its next
-    level at once has no service function yet: the person is told so."""
-    status = Incident.objects.filter(pk=incident_id).values_list("status", flat=True).first()
-    if status == Incident.Status.ACKNOWLEDGED:
-        services.unacknowledge(incident_id, actor=actor, reason="escalated from Slack")
+    """incidents.services.escalate: the next level now, or (acknowledged) from the start."""
+    was = Incident.objects.filter(pk=incident_id).values_list("status", flat=True).first()
+    services.escalate(incident_id, actor=actor)
+    if was == Incident.Status.ACKNOWLEDGED:
         _ephemeral(client, body, "Escalation restarted: the on-call people are being paged again.")
-    elif status == Incident.Status.TRIGGERED:
-        _ephemeral(
-            client, body,
-            "This incident is already escalating by its policy; skipping to the next level is not available yet.",
-        )
     else:
-        _ephemeral(client, body, "This incident is resolved.")
+        _ephemeral(client, body, "Escalated: the next level is paged now.")
 
 
-def _snooze(ack, body, client):
+def _snooze(ack, body, action, client):
+    """The menu's value is "<incident id>:<minutes>"."""
     ack()
-    if _responder(client, body) is not None:
-        _ephemeral(client, body, "Snoozing is not available yet.")
+    user = _responder(client, body)
+    if user is None:
+        return
+    try:
+        incident_id, minutes = (int(part) for part in action["selected_option"]["value"].split(":"))
+    except (KeyError, TypeError, ValueError):
+        return
+    try:
+        services.snooze(incident_id, minutes=minutes, actor=Actor(label=f"{user.get_username()} (Slack)", user=user))
+    except (services.TransitionError, ValueError) as exc:
+        _ephemeral(client, body, str(exc))
+        return
+    _ephemeral(client, body, f"Snoozed for {minutes} minutes; it escalates again after that unless resolved.")
 
 
 def _command(ack, command, client):
