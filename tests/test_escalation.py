@@ -160,6 +160,8 @@ def test_low_sends_one_email_digest_entry_and_never_escalates(world):
         engine.tick()
         rows = list(Notification.objects.filter(incident=incident))
         assert [(n.recipient.username, n.channel, n.reason["digest"]) for n in rows] == [("alice", "email", True)]
+        # It waits for the daily digest: 08:00 UTC the next morning (MONDAY is 10:00).
+        assert rows[0].next_attempt_at == datetime(2025, 6, 3, 8, tzinfo=UTC)
         assert state_of(incident).status == "exhausted"
         # Even an acknowledge / un-acknowledge round (a restart) sends no second one.
         services.acknowledge(incident, actor=actor)

@@ -18,8 +18,9 @@ logged.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
@@ -195,8 +196,9 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
                     idempotency_key=key,
                     status=Notification.Status.PENDING,
                     # A delayed step of a person's rules ("call after 2 minutes") waits in the
-                    # outbox; delivery drops it if the incident is acknowledged by then.
-                    next_attempt_at=now + timedelta(minutes=delay),
+                    # outbox; delivery drops it if the incident is acknowledged by then.  Digest
+                    # entries wait for the daily digest, which mails a person's due ones at once.
+                    next_attempt_at=next_digest_at(now) if policy.digest_only else now + timedelta(minutes=delay),
                     reason={**base_reason, "why": why, **({"personal_rule_delay": delay} if delay else {})},
                 )
             )
@@ -214,6 +216,12 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
     )
     _advance(state, rules, now)
     return step
+
+
+def next_digest_at(now: datetime) -> datetime:
+    """The next daily digest: NOTIFY_DIGEST_HOUR_UTC o'clock, today or tomorrow."""
+    today = now.astimezone(UTC).replace(hour=settings.NOTIFY_DIGEST_HOUR_UTC, minute=0, second=0, microsecond=0)
+    return today if today > now else today + timedelta(days=1)
 
 
 def _channels_for(user_id: int, channels: list[str], severity: str) -> list[tuple[str, int]]:
