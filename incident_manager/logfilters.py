@@ -1,18 +1,18 @@
 """Keep secrets out of logs.
 
-Ingestion URLs carry the integration's secret token in their path (as
-Alertmanager's webhook_config expects), and Django logs request paths on 4xx and
-5xx responses.  This filter, on every handler, masks the token.
+Ingestion, heartbeat and calendar-feed URLs carry a secret token in their path
+(senders and calendar apps cannot send headers), and Django logs request paths on
+4xx and 5xx responses.  This filter, on every handler, masks the tokens.
 """
 
 import logging
 import re
 
-_INGEST_TOKEN = re.compile(r"(/api/v1/ingest/)[^/\s\"']+")
+_SECRET_IN_PATH = re.compile(r"(/api/v1/ingest/|/api/v1/heartbeat/|/ical/schedule/|/ical/user/)[^/\s\"'.]+")
 
 
 def redact(text: str) -> str:
-    return _INGEST_TOKEN.sub(r"\1[redacted]", text)
+    return _SECRET_IN_PATH.sub(r"\1[redacted]", text)
 
 
 class RedactSecrets(logging.Filter):

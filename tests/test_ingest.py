@@ -231,3 +231,11 @@ def test_a_group_of_hundreds_of_alerts_is_stored_whole(client, ingest_path):
     assert response.status_code == 202
     assert len(response.json()["alerts"]) == 300
     assert Incident.objects.count() == 300 and Alert.objects.count() == 300
+
+
+@pytest.mark.parametrize("path", ["/api/v1/heartbeat/s3cr3tTOKEN", "/ical/schedule/s3cr3tTOKEN.ics", "/ical/user/s3cr3tTOKEN.ics"])
+def test_other_secret_urls_are_masked_in_logs_too(path):
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found: %s", (path,), None)
+    (console,) = [h for h in logging.getLogger().handlers if any(isinstance(f, RedactSecrets) for f in h.filters)]
+    console.filter(record)
+    assert "s3cr3tTOKEN" not in console.format(record)
