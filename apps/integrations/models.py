@@ -4,6 +4,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from . import templating
+from .sealed import seal, unseal
 
 
 class Integration(models.Model):
@@ -130,26 +131,18 @@ class SlackWorkspace(models.Model):
 
     @property
     def bot_token(self) -> str:
-        from .sealed import unseal
-
         return unseal(self.bot_token_sealed)
 
     @bot_token.setter
     def bot_token(self, value: str) -> None:
-        from .sealed import seal
-
         self.bot_token_sealed = seal(value)
 
     @property
     def signing_secret(self) -> str:
-        from .sealed import unseal
-
         return unseal(self.signing_secret_sealed)
 
     @signing_secret.setter
     def signing_secret(self, value: str) -> None:
-        from .sealed import seal
-
         self.signing_secret_sealed = seal(value)
 
 
@@ -249,12 +242,8 @@ class WebhookEndpoint(models.Model):
 
     @property
     def secret(self) -> str:
-        from .sealed import unseal
-
         return unseal(self.secret_sealed)
 
     @secret.setter
     def secret(self, value: str) -> None:
-        from .sealed import seal
-
         self.secret_sealed = seal(value)

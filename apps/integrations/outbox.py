@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,7 +25,7 @@ from apps.audit.services import SYSTEM, record
 
 from . import breaker, channels
 from .channels import PermanentError, RetryableError
-from .models import Notification, SlackChannelLink, WebhookEndpoint
+from .models import Notification, SlackChannelLink, SlackMessage, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def enqueue(ids: list[int]) -> None:
     """Deliver these rows as soon as their transaction commits."""
     if not ids:
         return
-    from .tasks import deliver_notifications
+    from .tasks import deliver_notifications  # tasks imports this module
 
     # robust: the rows are committed; if the broker is away, deliver_due sends them.
     transaction.on_commit(lambda: deliver_notifications.delay(ids), robust=True)
@@ -105,8 +106,6 @@ def due_ids(limit: int = DUE_BATCH) -> list[int]:
 def claim_for_enqueue(ids: list[int]) -> list[int]:
     """The ids not enqueued by the beat in the last ENQUEUED_SECONDS (so a slow worker
     does not get the same row queued every second)."""
-    from django.core.cache import cache
-
     return [pk for pk in ids if cache.add(f"notify-enqueued:{pk}", 1, timeout=ENQUEUED_SECONDS)]
 
 
@@ -248,8 +247,7 @@ FOLLOWUP_THROTTLE_SECONDS = 30
 def incident_changed(incident_id: int) -> None:
     """After a change commits (any caller: portal, API, Slack, tasks): update its Slack
     messages.  Queued, not inline: Slack's latency stays out of the request."""
-    from .models import SlackMessage
-    from .tasks import update_slack_messages
+    from .tasks import update_slack_messages  # tasks imports this module
 
     if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
         update_slack_messages.delay(incident_id)
@@ -258,10 +256,7 @@ def incident_changed(incident_id: int) -> None:
 def alerts_appended(incident_id: int) -> None:
     """After more alerts joined an open incident: a thread reply, at most one per
     incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since)."""
-    from django.core.cache import cache
-
-    from .models import SlackMessage
-    from .tasks import post_slack_followup
+    from .tasks import post_slack_followup  # tasks imports this module
 
     if not cache.add(f"slack-followup:{incident_id}", 1, timeout=FOLLOWUP_THROTTLE_SECONDS):
         return

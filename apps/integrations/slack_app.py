@@ -27,7 +27,9 @@ from slack_sdk import WebClient
 from apps.accounts import roles
 from apps.audit.services import Actor
 from apps.incidents import services
-from apps.incidents.models import Incident
+from apps.incidents.events import AlertEvent, label_fingerprint
+from apps.incidents.ingest import ingest
+from apps.incidents.models import Incident, Service
 
 from .channels import PermanentError, RetryableError, slack
 from .models import ContactMethod, SlackWorkspace
@@ -212,10 +214,6 @@ def _command(ack, command, client):
 
 
 def _declare(client, command, args: str) -> None:
-    from apps.incidents.events import AlertEvent, label_fingerprint
-    from apps.incidents.ingest import ingest
-    from apps.incidents.models import Service
-
     body = {"user": {"id": command.get("user_id")}, "channel": {"id": command.get("channel_id")}}
     slug, _, title = args.partition(" ")
     service = Service.objects.filter(slug=slug).first()

@@ -9,8 +9,12 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.services import SYSTEM, record
 
 from .. import addresses
+from ..models import Notification
 from . import NoAddress, PermanentError, RetryableError
 
 
@@ -94,12 +98,6 @@ def send_digest(notification) -> str:
     """Low-severity pages written as digest rows (reason["digest"]): one mail per person
     for all of their digest rows that are due, this one included.  The others are
     marked delivered in the same transaction, so a failed send leaves all pending."""
-    from django.utils import timezone
-
-    from apps.audit.services import SYSTEM, record
-
-    from ..models import Notification
-
     to = recipients(notification)
     if not to:
         raise NoAddress("no e-mail address for this recipient")

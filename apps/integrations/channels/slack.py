@@ -20,6 +20,7 @@ from apps.incidents.models import Incident
 from .. import addresses
 from ..models import SlackChannelLink, SlackMessage, SlackWorkspace
 from . import NoAddress, PermanentError, RetryableError, http_error
+from .email import incident_url
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,6 @@ def text(incident: Incident) -> str:
 
 
 def blocks(incident: Incident) -> list[dict]:
-    from .email import incident_url
-
     emoji = SEVERITY_EMOJI.get(incident.severity, ":white_circle:")
     state = incident.status
     if incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by:

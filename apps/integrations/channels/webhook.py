@@ -16,6 +16,7 @@ from django.conf import settings
 
 from ..models import WebhookEndpoint
 from . import PermanentError, RetryableError, http_error
+from .email import incident_url
 
 
 def new_secret() -> str:
@@ -68,8 +69,6 @@ def fallback_target(notification) -> str | None:
 
 def payload(notification) -> dict:
     incident = notification.incident
-    from .email import incident_url
-
     return {
         "type": "incident.notification",
         "timestamp": notification.created_at.isoformat(),
