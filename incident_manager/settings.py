@@ -225,6 +225,11 @@ LLM_PRICE_INPUT_PER_MTOK = env.float("LLM_PRICE_INPUT_PER_MTOK", default=1.0)  #
 LLM_PRICE_OUTPUT_PER_MTOK = env.float("LLM_PRICE_OUTPUT_PER_MTOK", default=5.0)
 LLM_CACHE_SECONDS = 3600
 
+# Similarity (apps/incidents/embeddings.py): the embedding model, and how alike a new
+# incident must be to an open one of its service to merge into it (per service in admin).
+EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="apps.incidents.embeddings.MiniLM")
+SIMILARITY_THRESHOLD = env.float("SIMILARITY_THRESHOLD", default=0.85)
+
 # Low-severity digest entries go out once a day, at this hour (UTC).
 NOTIFY_DIGEST_HOUR_UTC = env.int("NOTIFY_DIGEST_HOUR_UTC", default=8)
 
