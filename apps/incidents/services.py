@@ -10,12 +10,13 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import Actor, record
+from apps.audit.services import SYSTEM, Actor, record
 from apps.integrations import outbox
 from apps.escalation import services as escalation
 
-from . import live
-from .models import Incident
+from . import dedup, live
+from .classification import classify
+from .models import Alert, DedupReason, Incident, IncidentKey
 
 NOTE_MAX_LENGTH = 10_000
 
@@ -29,7 +30,8 @@ def _locked(incident: Incident | int) -> Incident:
     return Incident.objects.select_for_update().get(pk=pk)
 
 
-def _changed(incident: Incident) -> None:
+def changed(incident: Incident) -> None:
+    """After commit: the portal and the incident's Slack messages show the change."""
     # robust: the change is committed; a lost live update must not turn it into an error.
     transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
     # Slack messages of the incident follow its state (apps/integrations, queued).
@@ -49,7 +51,7 @@ def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.acknowledged", actor=actor, incident=incident)
         escalation.stop(incident)
-        _changed(incident)
+        changed(incident)
     return incident
 
 
@@ -67,7 +69,7 @@ def unacknowledge(incident: Incident | int, *, actor: Actor, reason: str = "") -
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.unacknowledged", actor=actor, incident=incident, data={"reason": reason} if reason else None)
         escalation.restart(incident)
-        _changed(incident)
+        changed(incident)
     return incident
 
 
@@ -83,7 +85,7 @@ def escalate(incident: Incident | int, *, actor: Actor) -> Incident:
         if escalation.escalate_now(incident) is None:
             raise TransitionError(f"Incident #{incident.number} has no escalation left to run (no policy, or all levels done).")
         record("incident.escalated", actor=actor, incident=incident)
-        _changed(incident)
+        changed(incident)
     return incident
 
 
@@ -104,7 +106,7 @@ def snooze(incident: Incident | int, *, minutes: int, actor: Actor) -> Incident:
         if escalation.snooze(incident, until=until) is None:
             raise TransitionError(f"Incident #{incident.number} has no escalation policy to wake it up again.")
         record("incident.snoozed", actor=actor, incident=incident, data={"until": until.isoformat(), "minutes": minutes})
-        _changed(incident)
+        changed(incident)
     return incident
 
 
@@ -119,7 +121,103 @@ def resolve(incident: Incident | int, *, actor: Actor, reason: str = "") -> Inci
         incident.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
         record("incident.resolved", actor=actor, incident=incident, data={"reason": reason} if reason else None)
         escalation.stop(incident)
-        _changed(incident)
+        _release_children(incident)
+        changed(incident)
+    return incident
+
+
+def _release_children(parent: Incident) -> None:
+    """The cause is gone: incidents it held back page now if they are still open
+    (Alertmanager's inhibition ends with the inhibiting alert)."""
+    for child in parent.children.select_for_update().filter(status=Incident.Status.TRIGGERED):
+        record("incident.released", actor=SYSTEM, incident=child, data={"parent": parent.number})
+        escalation.restart(child)
+        outbox.announce(child.pk, child.service_id)
+        changed(child)
+
+
+def merge(source: Incident | int, *, into: Incident | int, actor: Actor, reason: str = DedupReason.MERGED, detail: str = "") -> Incident:
+    """Fold `source` into `into`: its alerts and keys move (later alerts of those keys
+    join `into`), and `source` is resolved as merged.  Returns `into`."""
+    source_pk = source.pk if isinstance(source, Incident) else source
+    into_pk = into.pk if isinstance(into, Incident) else into
+    if source_pk == into_pk:
+        raise TransitionError("An incident cannot be merged into itself.")
+    with transaction.atomic():
+        # Keys before incidents, as ingest takes them, so the two cannot deadlock.
+        keys = IncidentKey.objects.filter(incident_id=source_pk)
+        for service_id in set(keys.values_list("service_id", flat=True)):
+            dedup.lock_keys(service_id, keys.filter(service_id=service_id).values_list("key", flat=True))
+        locked = {i.pk: i for i in Incident.objects.select_for_update().filter(pk__in=[source_pk, into_pk]).order_by("pk")}
+        source, into = locked[source_pk], locked[into_pk]
+        for incident in (source, into):
+            if incident.status == Incident.Status.RESOLVED:
+                raise TransitionError(f"Incident #{incident.number} is resolved; only open incidents can be merged.")
+        detail = detail or f"merged from #{source.number} by {actor.label}"
+        Alert.objects.filter(incident=source).update(incident=into, dedup_reason=reason, dedup_detail=detail[:300])
+        keys.filter(key__in=into.keys.values("key")).delete()
+        keys.update(incident=into)
+        source.children.update(parent=into)
+        into.alert_count += source.alert_count
+        into.first_alert_at = min(into.first_alert_at, source.first_alert_at)
+        into.last_alert_at = max(into.last_alert_at, source.last_alert_at)
+        into.save(update_fields=["alert_count", "first_alert_at", "last_alert_at", "updated_at"])
+        moved = source.alert_count
+        source.status = Incident.Status.RESOLVED
+        source.resolved_at = timezone.now()
+        source.resolved_by = actor.user
+        source.merged_into = into
+        source.alert_count = 0
+        source.settling = False
+        source.save(update_fields=["status", "resolved_at", "resolved_by", "merged_into", "alert_count", "settling", "updated_at"])
+        escalation.stop(source)
+        record("incident.merged", actor=actor, incident=source, data={"into": into.number, "reason": reason, "detail": detail})
+        record("incident.merge_received", actor=actor, incident=into,
+               data={"from": source.number, "alerts": moved, "reason": reason, "detail": detail})
+        changed(source)
+        changed(into)
+    return into
+
+
+def split(alert: Alert | int, *, actor: Actor) -> Incident:
+    """Move an alert (with the other alerts of its key) out into a new incident.  The
+    key goes with it, so its later alerts join the new incident, not the old one."""
+    alert_pk = alert.pk if isinstance(alert, Alert) else alert
+    with transaction.atomic():
+        alert = Alert.objects.select_related("incident").get(pk=alert_pk)
+        if alert.incident is None:
+            raise TransitionError("This alert belongs to no incident.")
+        dedup.lock_keys(alert.incident.service_id, [alert.dedup_key])
+        source = _locked(alert.incident)
+        if source.status == Incident.Status.RESOLVED:
+            raise TransitionError(f"Incident #{source.number} is resolved; split alerts out of open incidents only.")
+        alerts = Alert.objects.filter(incident=source, dedup_key=alert.dedup_key)
+        if not Alert.objects.filter(incident=source).exclude(dedup_key=alert.dedup_key).exists():
+            raise TransitionError(f"Every alert of incident #{source.number} has this key; there is nothing to split from.")
+        times = [a.received_at for a in alerts.only("received_at")]
+        verdict = classify(alert.title, "", alert.labels)
+        incident = Incident.objects.create(
+            title=alert.title, severity=alert.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
+            fingerprint=alert.fingerprint, labels=alert.labels, alert_count=len(times),
+            first_alert_at=min(times), last_alert_at=max(times),
+            category=verdict.category, llm_model=verdict.model, environment=verdict.environment,
+            classified_severity=verdict.severity, classification_confidence=verdict.confidence,
+            classification_rationale=verdict.rationale[:300], classified_by="rules",
+        )
+        alerts.update(incident=incident, dedup_reason=DedupReason.SPLIT,
+                      dedup_detail=f"split out of #{source.number} by {actor.label}"[:300])
+        moved = IncidentKey.objects.filter(incident=source, key=alert.dedup_key).update(incident=incident, firing=True)
+        if not moved:
+            IncidentKey.objects.create(service_id=source.service_id, key=alert.dedup_key, incident=incident)
+        source.alert_count -= len(times)
+        source.save(update_fields=["alert_count", "updated_at"])
+        record("incident.split", actor=actor, incident=source, data={"alert": alert.pk, "to": incident.number, "alerts": len(times)})
+        record("incident.triggered", actor=actor, incident=incident,
+               data={"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": alert.severity, "split_from": source.number})
+        escalation.start(incident)
+        outbox.announce(incident.pk, incident.service_id)
+        changed(source)
+        changed(incident)
     return incident
 
 
@@ -142,7 +240,7 @@ def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
                 "to": assignee.get_username(),
             },
         )
-        _changed(incident)
+        changed(incident)
     return incident
 
 
@@ -155,5 +253,5 @@ def add_note(incident: Incident | int, *, text: str, actor: Actor) -> Incident:
     with transaction.atomic():
         incident = _locked(incident)
         record("incident.note_added", actor=actor, incident=incident, data={"text": text})
-        _changed(incident)
+        changed(incident)
     return incident

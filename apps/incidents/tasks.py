@@ -6,7 +6,7 @@ from django.db.models.functions import Now
 
 from apps.audit.services import SYSTEM
 
-from . import services, triage
+from . import services, settle as settling, triage
 from .models import Incident
 
 
@@ -14,6 +14,18 @@ from .models import Incident
 def second_opinion(incident_id: int) -> str:
     """After a new incident commits: the LLM's classification when the rules were unsure."""
     return triage.second_opinion(incident_id)
+
+
+@shared_task
+def settle(incident_ids: list[int]) -> dict:
+    """Right after new incidents commit: similarity and dependencies, before any page."""
+    return settling.settle(incident_ids)
+
+
+@shared_task
+def settle_overdue() -> dict:
+    """Incidents still settling a few seconds after they opened (their task was lost)."""
+    return settling.settle(settling.overdue_ids())
 
 
 @shared_task

@@ -1,0 +1,81 @@
+"""Dedup levels 1 and 2: the keys that say which open incident an alert joins.
+
+Level 1 is the alert's own dedup key (the sender's, or its fingerprint); level 2 is
+the key of the first grouping rule of the service whose labels the alert carries.
+Keys live in IncidentKey rows.  Whoever adds or moves a key first takes a
+transaction-scoped advisory lock on it (lock_keys), always in ascending order, so
+two requests racing on one key serialise instead of opening two incidents, and
+requests with overlapping keys cannot deadlock.  (Level 3, similarity, runs in the
+worker: apps/incidents/settle.py.)
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from .models import GroupingRule, IncidentKey
+
+
+def _lock_id(service_id: int, key: str) -> int:
+    digest = hashlib.blake2b(f"{service_id}\x1f{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_keys(service_id: int, keys) -> None:
+    """Hold every key until the transaction ends (one round trip)."""
+    ids = sorted({_lock_id(service_id, key) for key in keys})
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id", [ids])
+
+
+def grouping_rules(service_id: int) -> list[GroupingRule]:
+    return list(GroupingRule.objects.filter(service_id=service_id, is_active=True))
+
+
+def group_key(rules: list[GroupingRule], labels: dict[str, str]) -> tuple[str, GroupingRule] | tuple[None, None]:
+    for rule in rules:
+        if key := rule.key_for(labels):
+            return key, rule
+    return None, None
+
+
+@dataclass(frozen=True)
+class OpenRoute:
+    incident_id: int
+    number: int
+    last_alert_at: datetime
+
+
+def open_routes(service_id: int, keys) -> dict[str, OpenRoute]:
+    """The open incident of each key, its row locked as an alert append would lock
+    it (FOR NO KEY UPDATE: escalation's KEY SHARE is not held up), in id order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT k.key, i.id, i.number, i.last_alert_at
+              FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
+             WHERE k.service_id = %s AND k.key = ANY(%s) AND i.status <> 'resolved'
+             ORDER BY i.id
+               FOR NO KEY UPDATE OF i
+            """,
+            [service_id, list(keys)],
+        )
+        # A group key may route to an older, stale incident and a newer one: the newer wins.
+        return {key: OpenRoute(pk, number, last) for key, pk, number, last in cursor.fetchall()}
+
+
+def open_route(service_id: int, key: str) -> IncidentKey | None:
+    return (
+        IncidentKey.objects.select_related("incident")
+        .filter(service_id=service_id, key=key)
+        .exclude(incident__status="resolved")
+        .order_by("-incident_id")
+        .first()
+    )
+
+
+def latest_route(service_id: int, key: str) -> IncidentKey | None:
+    return IncidentKey.objects.select_related("incident").filter(service_id=service_id, key=key).order_by("-incident_id").first()

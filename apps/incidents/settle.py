@@ -1,0 +1,140 @@
+"""What the worker does with a new incident before anyone is paged for it.
+
+Ingest opens incidents with `settling` set; the escalation engine holds their
+first page until it is cleared here, right after commit (tasks.settle, with the
+beat task settle_overdue catching any whose task was lost).  For each incident:
+
+1. Similarity (dedup level 3): its normalised text is embedded, and if an open
+   incident of the same service, at least as severe, is at least the service's
+   threshold alike (cosine), the new one is merged into it and never pages.
+2. Correlation: if a service it depends on has an open incident that began within
+   the service's correlation window, that incident becomes its parent and it does
+   not page while the parent is open (inhibition; resolving the parent releases it).
+3. Otherwise it is announced (Slack channel, webhooks) and escalates as usual.
+
+Settling is serialised per service (an advisory lock), so two similar incidents
+settling at once cannot both stay open.  Embedding runs before any lock is taken.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from pgvector.django import CosineDistance
+
+from apps.audit.services import Actor, record
+from apps.escalation import services as escalation
+from apps.integrations import outbox
+
+from . import dedup, embeddings, services
+from .models import DedupReason, Incident, Service, Severity
+
+log = logging.getLogger(__name__)
+
+ACTOR = Actor("similarity")
+SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
+
+
+def settle(incident_ids: list[int]) -> dict[int, str]:
+    """Settle these incidents (those still settling); return what became of each."""
+    pending = list(Incident.objects.filter(pk__in=incident_ids, settling=True).order_by("pk"))
+    if not pending:
+        return {}
+    try:
+        vectors = embeddings.embed([embeddings.normalise(i.title, i.description) for i in pending])
+    except Exception:
+        # A broken model must not stop paging: settle without similarity.
+        log.exception("embedding failed; settling %d incidents without similarity", len(pending))
+        vectors = [None] * len(pending)
+    return {incident.pk: _settle_one(incident.pk, vector) for incident, vector in zip(pending, vectors)}
+
+
+def _settle_one(incident_id: int, vector) -> str:
+    with transaction.atomic():
+        service_id = Incident.objects.values_list("service_id", flat=True).get(pk=incident_id)
+        dedup.lock_keys(service_id, ["settle"])
+        incident = Incident.objects.select_for_update().select_related("service").get(pk=incident_id)
+        if not incident.settling:
+            return "already settled"
+        incident.settling = False
+        incident.embedding = vector
+        incident.save(update_fields=["settling", "embedding", "updated_at"])
+        if incident.status != Incident.Status.TRIGGERED:
+            return "left as it is"  # acknowledged or resolved before we got to it
+        if vector is not None and (match := _most_similar(incident, vector)):
+            target, similarity = match
+            services.merge(
+                incident, into=target, actor=ACTOR, reason=DedupReason.SIMILARITY,
+                detail=f"text {similarity:.2f} similar to #{target.number} (threshold {threshold(incident.service):.2f})",
+            )
+            return f"merged into #{target.number}"
+        if parent := _cause(incident):
+            incident.parent = parent
+            incident.save(update_fields=["parent", "updated_at"])
+            escalation.stop(incident)
+            record("incident.inhibited", actor=ACTOR, incident=incident,
+                   data={"parent": parent.number, "service": parent.service.name,
+                         "why": f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"})
+            services.changed(incident)
+            return f"inhibited by #{parent.number}"
+        outbox.announce(incident.pk, incident.service_id)
+        return "announced"
+
+
+def threshold(service: Service) -> float:
+    return service.similarity_threshold if service.similarity_threshold is not None else settings.SIMILARITY_THRESHOLD
+
+
+def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
+    limit = threshold(incident.service)
+    if limit > 1:
+        return None
+    as_severe = SEVERITY_ORDER[: SEVERITY_ORDER.index(incident.severity) + 1]
+    candidate = (
+        Incident.objects.filter(service_id=incident.service_id, settling=False, embedding__isnull=False, severity__in=as_severe)
+        .exclude(status=Incident.Status.RESOLVED)
+        .exclude(pk=incident.pk)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .first()
+    )
+    if candidate is None or 1 - candidate.distance < limit:
+        return None
+    return candidate, 1 - candidate.distance
+
+
+def _cause(incident: Incident) -> Incident | None:
+    """The earliest open incident of a service this one depends on (directly or not)
+    that began within the correlation window: the likely cause."""
+    dependencies = _dependencies(incident.service_id)
+    if not dependencies:
+        return None
+    since = incident.created_at - timedelta(minutes=incident.service.correlation_minutes)
+    return (
+        Incident.objects.select_related("service")
+        .filter(service_id__in=dependencies, created_at__gte=since, created_at__lte=incident.created_at)
+        .exclude(status=Incident.Status.RESOLVED)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def _dependencies(service_id: int) -> set[int]:
+    """Every service `service_id` depends on, through any chain (the graph is small)."""
+    edges = {}
+    for source, target in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
+        edges.setdefault(source, set()).add(target)
+    seen, frontier = set(), [service_id]
+    while frontier:
+        for target in edges.get(frontier.pop(), ()):
+            if target not in seen and target != service_id:
+                seen.add(target)
+                frontier.append(target)
+    return seen
+
+
+def overdue_ids(older_than_seconds: int = 5) -> list[int]:
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(Incident.objects.filter(settling=True, created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:200])
