@@ -1,14 +1,21 @@
 from django.contrib import admin
 
-from .models import Alert, Incident, MaintenanceWindow, Service
+from .models import Alert, GroupingRule, Incident, MaintenanceWindow, Service
+
+
+class GroupingRuleInline(admin.TabularInline):
+    model = GroupingRule
+    extra = 0
 
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "team", "auto_resolve_minutes"]
+    list_display = ["name", "slug", "team", "auto_resolve_minutes", "similarity_threshold"]
     list_filter = ["team"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
+    filter_horizontal = ["depends_on"]
+    inlines = [GroupingRuleInline]
 
 
 @admin.register(Incident)
@@ -30,8 +37,8 @@ class IncidentAdmin(admin.ModelAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "severity", "source", "incident", "deduplicated", "received_at"]
-    list_filter = ["source", "status", "severity"]
+    list_display = ["title", "status", "severity", "source", "incident", "dedup_reason", "received_at"]
+    list_filter = ["source", "status", "severity", "dedup_reason"]
     search_fields = ["title", "dedup_key", "fingerprint"]
     raw_id_fields = ["incident"]
 

@@ -9,7 +9,7 @@ from django.db.models import Prefetch
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BrowsableAPIRenderer
@@ -29,9 +29,11 @@ from .serializers import (
     ErrorSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    MergeSerializer,
     NoteSerializer,
     ReassignSerializer,
     ResolveSerializer,
+    SplitSerializer,
 )
 
 ALERTS_SHOWN = 100
@@ -126,6 +128,8 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
             "resolve": ResolveSerializer,
             "notes": NoteSerializer,
             "reassign": ReassignSerializer,
+            "merge": MergeSerializer,
+            "split": SplitSerializer,
         }
         return by_action.get(self.action, IncidentDetailSerializer)
 
@@ -184,6 +188,36 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         incident = self.get_object()
         assignee = self._body()["assignee"]
         return self._detail(services.reassign(incident, assignee=assignee, actor=request_actor(request)))
+
+    @extend_schema(
+        summary="Merge this incident into another: its alerts and keys move there, it is resolved as merged",
+        request=MergeSerializer,
+        responses={**_changed, 400: OpenApiResponse(ErrorSerializer, description="No such incident.")},
+    )
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        incident = self.get_object()
+        into = self._body()["into"]
+        return self._detail(services.merge(incident, into=into, actor=request_actor(request)))
+
+    @extend_schema(
+        summary="Split an alert (and the others of its key) out into a new incident",
+        request=SplitSerializer,
+        responses={
+            201: IncidentDetailSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="No such alert in this incident."),
+            409: _changed[409],
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def split(self, request, pk=None):
+        incident = self.get_object()
+        alert = self._body()["alert"]
+        if alert.incident_id != incident.pk:
+            raise exceptions.ValidationError({"alert": [f"Alert {alert.pk} is not an alert of incident #{incident.number}."]})
+        response = self._detail(services.split(alert, actor=request_actor(request)))
+        response.status_code = status.HTTP_201_CREATED
+        return response
 
 
 class SchemaDocsView(SpectacularAPIView):

@@ -28,7 +28,12 @@ def incident_list(*, status: str = "", severity: str = "", service=None) -> Quer
 
 
 def incident(pk: int) -> Incident:
-    return get_object_or_404(_incidents(), pk=pk)
+    return get_object_or_404(_incidents().select_related("merged_into", "parent__service"), pk=pk)
+
+
+def children(incident: Incident) -> QuerySet[Incident]:
+    """Incidents held back because this one is their likely cause."""
+    return incident.children.select_related("service").defer("embedding").order_by("created_at")
 
 
 def recent_alerts(incident: Incident, limit: int = ALERTS_SHOWN) -> list[Alert]:

@@ -33,7 +33,7 @@ class AlertSerializer(serializers.ModelSerializer):
         model = Alert
         fields = [
             "id", "status", "title", "severity", "source", "dedup_key", "fingerprint",
-            "deduplicated", "received_at", "payload",
+            "deduplicated", "dedup_reason", "dedup_detail", "received_at", "payload",
         ]
         read_only_fields = fields
 
@@ -53,7 +53,9 @@ class IncidentDetailSerializer(IncidentSerializer):
     timeline = TimelineEntrySerializer(many=True, read_only=True)
 
     class Meta(IncidentSerializer.Meta):
-        fields = [*IncidentSerializer.Meta.fields, "description", "labels", "alerts", "timeline"]
+        fields = [
+            *IncidentSerializer.Meta.fields, "description", "labels", "merged_into", "parent", "alerts", "timeline",
+        ]
         read_only_fields = fields
 
 
@@ -77,6 +79,18 @@ class ReassignSerializer(serializers.Serializer):
             return get_user_model().objects.get(username=username, is_active=True)
         except get_user_model().DoesNotExist:
             raise serializers.ValidationError(f"No active user named {username!r}.") from None
+
+
+class MergeSerializer(serializers.Serializer):
+    into = serializers.PrimaryKeyRelatedField(
+        queryset=Incident.objects.all(), help_text="Id of the open incident that takes this one's alerts."
+    )
+
+
+class SplitSerializer(serializers.Serializer):
+    alert = serializers.PrimaryKeyRelatedField(
+        queryset=Alert.objects.all(), help_text="Id of an alert of this incident; alerts of its key move with it."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -89,7 +89,7 @@ def threshold(service: Service) -> float:
 
 def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
     limit = threshold(incident.service)
-    if limit > 1:
+    if limit >= 1:  # the way to turn similarity off for a service
         return None
     as_severe = SEVERITY_ORDER[: SEVERITY_ORDER.index(incident.severity) + 1]
     candidate = (

@@ -13,4 +13,6 @@ urlpatterns = [
     path("incidents/<int:pk>/unacknowledge", views.incident_unacknowledge, name="incident-unacknowledge"),
     path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident-resolve"),
     path("incidents/<int:pk>/notes", views.incident_note, name="incident-note"),
+    path("incidents/<int:pk>/merge", views.incident_merge, name="incident-merge"),
+    path("incidents/<int:pk>/alerts/<int:alert_pk>/split", views.alert_split, name="alert-split"),
 ]

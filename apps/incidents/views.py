@@ -13,15 +13,16 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from apps.accounts import roles
 from apps.audit.services import Actor
 
 from . import selectors, services
 from .forms import IncidentFilterForm
-from .models import Incident
+from .models import Alert, Incident
 
 PAGE_SIZE = 50
 
@@ -78,6 +79,7 @@ def _detail_context(request, pk, error=None):
         "incident": incident,
         "alerts": selectors.recent_alerts(incident),
         "timeline": selectors.timeline(incident),
+        "children": selectors.children(incident),
         "can_respond": roles.can_respond(request.user),
         "error": error,
     }
@@ -107,6 +109,36 @@ def incident_note(request, pk):
     # add_note raises ValueError for an empty or overlong note.
     note = partial(services.add_note, text=request.POST.get("text", ""))
     return _change(request, pk, note, refused=(ValueError,))
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_merge(request, pk):
+    number = request.POST.get("into", "").strip().lstrip("#")
+    into = Incident.objects.filter(number=number).first() if number.isdigit() else None
+    if into is None:
+        return _refuse(request, pk, f"There is no incident #{number}." if number else "Say which incident to merge into.")
+    return _change(request, pk, partial(services.merge, into=into))
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def alert_split(request, pk, alert_pk):
+    alert = get_object_or_404(Alert, pk=alert_pk, incident_id=pk)
+    try:
+        incident = services.split(alert, actor=Actor.of(request.user))
+    except services.TransitionError as exc:
+        return _refuse(request, pk, str(exc))
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("portal:incident-detail", args=[incident.pk]))
+    return redirect("portal:incident-detail", pk=incident.pk)
+
+
+def _refuse(request, pk, error):
+    if request.htmx:
+        return render(request, "incidents/_detail.html", _detail_context(request, pk, error))
+    messages.error(request, error)
+    return redirect("portal:incident-detail", pk=pk)
 
 
 def _change(request, pk, change, refused=(services.TransitionError,)):
