@@ -223,6 +223,26 @@ def test_an_incident_of_a_dependent_service_waits_for_its_cause_then_pages(servi
     assert Notification.objects.filter(incident=child, recipient=person).exists()
 
 
+def test_an_effect_seen_before_its_cause_is_held_back_once_the_cause_opens(service):
+    database = ServiceFactory(name="Postgres", team=service.team)
+    service.depends_on.add(database)
+    person = MembershipFactory(team=service.team, user=UserFactory(username="pat")).user
+    presets.severity_matrix(service, [{"users": [person]}, {"users": [person]}])
+    [effect] = send(service, event("Checkout 5xx above 20%", "co-5xx", severity="critical"))
+    assert settle.settle([effect.incident_id]) == {effect.incident_id: "announced"}
+    engine.tick(now=timezone.now() + timedelta(seconds=1))
+    paged = Notification.objects.filter(incident_id=effect.incident_id).count()
+    assert paged > 0  # level 1 went out: nothing was known of a cause yet
+
+    [cause] = send(database, event("Postgres primary down", "pg-down", severity="critical"))
+    assert settle.settle([cause.incident_id]) == {cause.incident_id: f"announced; holds back #{effect.incident_number}"}
+
+    child = Incident.objects.get(pk=effect.incident_id)
+    assert child.parent_id == cause.incident_id
+    engine.tick(now=timezone.now() + timedelta(hours=1))
+    assert Notification.objects.filter(incident_id=effect.incident_id).count() == paged  # no further level
+
+
 def test_the_portal_shows_why_an_incident_is_not_paging(client, service, responder):
     database = ServiceFactory(name="Postgres", team=service.team)
     service.depends_on.add(database)

@@ -49,17 +49,20 @@ class OpenRoute:
     last_alert_at: datetime
 
 
-def open_routes(service_id: int, keys) -> dict[str, OpenRoute]:
-    """The open incident of each key, its row locked as an alert append would lock
-    it (FOR NO KEY UPDATE: escalation's KEY SHARE is not held up), in id order."""
+def open_routes(service_id: int, keys, *, for_update: bool = False) -> dict[str, OpenRoute]:
+    """The open incident of each key, with its row locked in id order (so that two
+    requests cannot take two incidents in opposite orders): as an alert append
+    locks it (FOR NO KEY UPDATE, which escalation's KEY SHARE does not wait for),
+    or FOR UPDATE where a lifecycle verb will follow."""
+    strength = "UPDATE" if for_update else "NO KEY UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             SELECT k.key, i.id, i.number, i.last_alert_at
               FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
              WHERE k.service_id = %s AND k.key = ANY(%s) AND i.status <> 'resolved'
              ORDER BY i.id
-               FOR NO KEY UPDATE OF i
+               FOR {strength} OF i
             """,
             [service_id, list(keys)],
         )

@@ -67,6 +67,8 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
         for i, result in zip(firing, _fold_firing([events[i] for i in firing], [group_of[i] for i in firing],
                                                   service_id=service_id, integration_id=integration_id, actor=actor, at=now)):
             results[i] = result
+        if transitions := [e.dedup_key for i, e in enumerate(events) if results[i] is None]:
+            dedup.open_routes(service_id, transitions, for_update=True)  # all their incidents, in id order
         for i, event in enumerate(events):
             if results[i] is None:
                 results[i] = _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=now)

@@ -10,7 +10,10 @@ beat task settle_overdue catching any whose task was lost).  For each incident:
 2. Correlation: if a service it depends on has an open incident that began within
    the service's correlation window, that incident becomes its parent and it does
    not page while the parent is open (inhibition; resolving the parent releases it).
-3. Otherwise it is announced (Slack channel, webhooks) and escalates as usual.
+3. Otherwise it is announced (Slack channel, webhooks) and escalates as usual; and
+   as effects are often seen before their cause, open incidents of services that
+   depend on it, opened within their window before it, become its children from
+   now on (their further escalation is held back).
 
 Settling is serialised per service (an advisory lock), so two similar incidents
 settling at once cannot both stay open.  Embedding runs before any lock is taken.
@@ -29,7 +32,7 @@ from apps.escalation import services as escalation
 from apps.integrations import outbox
 
 from . import dedup, embeddings, services
-from .models import DedupReason, Incident, Service, Severity
+from .models import DedupReason, Incident, IncidentKey, Service, Severity
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,11 @@ def settle(incident_ids: list[int]) -> dict[int, str]:
 
 def _settle_one(incident_id: int, vector) -> str:
     with transaction.atomic():
+        # The same lock order as ingest: keys (which a merge moves), then incident rows.
+        # "settle" serialises the settling of a service's incidents.
         service_id = Incident.objects.values_list("service_id", flat=True).get(pk=incident_id)
-        dedup.lock_keys(service_id, ["settle"])
+        keys = IncidentKey.objects.filter(incident_id=incident_id).values_list("key", flat=True)
+        dedup.lock_keys(service_id, ["settle", *keys])
         incident = Incident.objects.select_for_update().select_related("service").get(pk=incident_id)
         if not incident.settling:
             return "already settled"
@@ -71,16 +77,11 @@ def _settle_one(incident_id: int, vector) -> str:
             )
             return f"merged into #{target.number}"
         if parent := _cause(incident):
-            incident.parent = parent
-            incident.save(update_fields=["parent", "updated_at"])
-            escalation.stop(incident)
-            record("incident.inhibited", actor=ACTOR, incident=incident,
-                   data={"parent": parent.number, "service": parent.service.name,
-                         "why": f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"})
-            services.changed(incident)
+            _inhibit(incident, parent)
             return f"inhibited by #{parent.number}"
         outbox.announce(incident.pk, incident.service_id)
-        return "announced"
+        adopted = _adopt_effects(incident)
+        return f"announced; holds back {', '.join(f'#{n}' for n in adopted)}" if adopted else "announced"
 
 
 def threshold(service: Service) -> float:
@@ -105,10 +106,42 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
     return candidate, 1 - candidate.distance
 
 
+def _inhibit(incident: Incident, parent: Incident, *, late: bool = False) -> None:
+    incident.parent = parent
+    incident.save(update_fields=["parent", "updated_at"])
+    escalation.stop(incident)
+    why = f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"
+    record("incident.inhibited", actor=ACTOR, incident=incident,
+           data={"parent": parent.number, "service": parent.service.name,
+                 "why": why + (" (found after this incident had been announced)" if late else "")})
+    services.changed(incident)
+
+
+def _adopt_effects(cause: Incident) -> list[int]:
+    """Incidents of dependent services that opened just before their cause: they are
+    held back from now on (their first announcement may already have gone out)."""
+    dependents = _graph(cause.service_id, reverse=True)
+    if not dependents:
+        return []
+    effects = (
+        Incident.objects.select_for_update(skip_locked=True, of=("self",))  # busy ones settle themselves
+        .select_related("service")
+        .filter(service_id__in=dependents, status=Incident.Status.TRIGGERED, parent__isnull=True, settling=False,
+                created_at__lte=cause.created_at)
+        .order_by("pk")
+    )
+    adopted = []
+    for effect in effects:
+        if effect.created_at >= cause.created_at - timedelta(minutes=effect.service.correlation_minutes):
+            _inhibit(effect, cause, late=True)
+            adopted.append(effect.number)
+    return adopted
+
+
 def _cause(incident: Incident) -> Incident | None:
     """The earliest open incident of a service this one depends on (directly or not)
     that began within the correlation window: the likely cause."""
-    dependencies = _dependencies(incident.service_id)
+    dependencies = _graph(incident.service_id)
     if not dependencies:
         return None
     since = incident.created_at - timedelta(minutes=incident.service.correlation_minutes)
@@ -121,10 +154,13 @@ def _cause(incident: Incident) -> Incident | None:
     )
 
 
-def _dependencies(service_id: int) -> set[int]:
-    """Every service `service_id` depends on, through any chain (the graph is small)."""
+def _graph(service_id: int, *, reverse: bool = False) -> set[int]:
+    """Every service `service_id` depends on (or, reversed, that depends on it),
+    through any chain; the graph is small enough to walk in Python."""
     edges = {}
     for source, target in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
+        if reverse:
+            source, target = target, source
         edges.setdefault(source, set()).add(target)
     seen, frontier = set(), [service_id]
     while frontier:
