@@ -82,16 +82,14 @@ def _publish(results: list[IngestResult]) -> None:
     """Tell the portal (the lifecycle verbs have already told it about what they
     changed), and hand new incidents to the worker: settle first, then the LLM."""
     created = sorted({r.incident_id for r in results if r.action == "created"})
-    appended = {r.incident_id for r in results if r.action == "appended"} - set(created)
+    appended = sorted({r.incident_id for r in results if r.action == "appended"} - set(created))
     if created:
         tasks.settle.delay(created)
-    for incident_id in created:
-        live.publish_incident_changed(incident_id, created=True)
-        if settings.ANTHROPIC_API_KEY:
+    if settings.ANTHROPIC_API_KEY:
+        for incident_id in created:
             tasks.second_opinion.delay(incident_id)
-    for incident_id in sorted(appended):
-        live.publish_incident_changed_throttled(incident_id)
-        outbox.alerts_appended(incident_id)  # throttled Slack thread replies
+    live.publish_incidents_changed(created=created, appended=appended)
+    outbox.alerts_appended(appended)  # throttled Slack thread replies
 
 
 @dataclass
@@ -232,7 +230,7 @@ def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Targe
             "UPDATE incidents_incident i SET alert_count = v.n FROM unnest(%s::bigint[], %s::int[]) AS v(id, n) WHERE i.id = v.id",
             [list(ids), list(ns)],
         )
-    entries = []
+    entries, paging = [], []
     for incident in incidents:
         alert = first_alert[incident.pk]
         entries.append(
@@ -245,10 +243,11 @@ def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Targe
                       data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()})
             )
         else:
-            # The escalation timer starts with the incident, in its transaction; the
-            # engine holds the first page until the worker has settled it.
-            escalation.start(incident, now=at)
+            paging.append(incident)
     record_all(entries)
+    # The escalation timers start with the incidents, in their transaction; the engine
+    # holds the first page until the worker has settled each one.
+    escalation.start_many(paging, now=at)
 
 
 def _alert(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> Alert:
