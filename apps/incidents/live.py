@@ -45,7 +45,8 @@ def publish_incidents_changed(*, created: list[int], appended: list[int]) -> Non
     due = [pk for key, pk in keys.items() if key not in recent]
     if due:
         cache.set_many({f"live-throttle:{pk}": 1 for pk in due}, timeout=THROTTLE_SECONDS)
-    sends = [([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": True}) for pk in created]
+    # Nobody has the page of an incident that did not exist a moment ago: lists only.
+    sends = [([LIST_GROUP], {"type": "incident.changed", "id": pk, "created": True}) for pk in created]
     sends += [([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False}) for pk in due]
     if sends:
         asyncio.run_coroutine_threadsafe(_send_all(sends), _publisher_loop()).result(timeout=SEND_TIMEOUT)
