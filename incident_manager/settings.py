@@ -132,7 +132,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered, as acks are late
 # Synced into django-celery-beat's tables on start, where admins see and tune them.
 CELERY_BEAT_SCHEDULE = {
-    # New incidents whose settle task was lost (apps/incidents/settle.py).
+    # New incidents still settling 30 s after they opened: their task was lost (apps/incidents/settle.py).
     "settle-overdue-incidents": {"task": "apps.incidents.tasks.settle_overdue", "schedule": 5.0, "options": {"expires": 10}},
     "auto-resolve-stale-incidents": {"task": "apps.incidents.tasks.auto_resolve_stale", "schedule": 60.0},
     # Due escalation levels -> Notification rows (apps/escalation/engine.py).  A tick

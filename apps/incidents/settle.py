@@ -172,6 +172,6 @@ def _graph(service_id: int, *, reverse: bool = False) -> set[int]:
     return seen
 
 
-def overdue_ids(older_than_seconds: int = 5) -> list[int]:
+def overdue_ids(older_than_seconds: int = 30) -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return list(Incident.objects.filter(settling=True, created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:200])
