@@ -39,6 +39,23 @@ def ingest_path(service):
 
 
 @pytest.fixture
+def anthropic_api(settings):
+    """The real anthropic SDK against a local fake of api.anthropic.com (tests/fake_anthropic.py)."""
+    from django.core.cache import cache
+
+    from .fake_anthropic import FakeAnthropic
+
+    cache.clear()  # LLM answers are cached by fingerprint, and tests send the same alerts
+    fake = FakeAnthropic()
+    settings.ANTHROPIC_API_KEY = "sk-ant-test-key"
+    settings.ANTHROPIC_BASE_URL = fake.url
+    settings.LLM_TIMEOUT_SECONDS = 1.0
+    settings.LLM_MAX_RETRIES = 2
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
 def responder(db, service):
     return MembershipFactory(team=service.team, user=UserFactory(username="rita")).user
 
