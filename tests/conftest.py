@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from celery.contrib.testing.worker import start_worker
 
+from apps.incidents import classification_rules
 from apps.integrations.services import create_integration, ingestion_url
 from incident_manager.celery import app as celery_app
 
@@ -20,6 +21,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def load_fixture(name: str):
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_classification_rules():
+    """A test's ClassificationRules roll back with it; the process's compiled copy must go too."""
+    yield
+    classification_rules.forget()
 
 
 @pytest.fixture
