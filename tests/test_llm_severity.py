@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor
@@ -19,7 +20,7 @@ from apps.incidents.triage import second_opinion
 from apps.integrations.models import Notification
 from apps.schedules.models import Layer, LayerMember, Schedule
 
-from .factories import ServiceFactory, TeamFactory
+from .factories import MembershipFactory, ServiceFactory, TeamFactory, UserFactory
 from .fake_anthropic import tool_answer
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,20 @@ def test_change_severity_refuses_unknown_values_and_resolved_incidents(world):
     services.resolve(incident, actor=SYSTEM)
     with pytest.raises(services.TransitionError, match="resolved"):
         services.change_severity(incident, severity="low", actor=SYSTEM)
+
+
+def test_a_responder_sets_the_severity_in_the_portal_and_the_llm_then_leaves_it(world, anthropic_api, client):
+    anthropic_api.script = [(200, verdict("critical"), {}, 0)]
+    rita = MembershipFactory(team=world["service"].team, user=UserFactory(username="rita")).user
+    client.force_login(rita)
+    with time_machine.travel(MONDAY, tick=False):
+        incident = open_unsure(world, "high")
+        url = reverse("portal:incident-severity", args=[incident.pk])
+        bad = client.post(url, {"severity": "urgent"})
+        assert (bad.status_code, bad.content.decode()) == (400, "severity: one of critical, high, medium, low, info")
+        assert client.post(url, {"severity": "low"}).status_code == 302
+        page = client.get(reverse("portal:incident-detail", args=[incident.pk])).content.decode()
+        assert "changed the severity from high to low" in page
+        assert EscalationState.objects.get(incident=incident).policy == world["policies"]["low"]
+        second_opinion(incident.pk)
+    assert Incident.objects.get(pk=incident.pk).severity == "low"

@@ -13,4 +13,5 @@ urlpatterns = [
     path("incidents/<int:pk>/unacknowledge", views.incident_unacknowledge, name="incident-unacknowledge"),
     path("incidents/<int:pk>/resolve", views.incident_resolve, name="incident-resolve"),
     path("incidents/<int:pk>/notes", views.incident_note, name="incident-note"),
+    path("incidents/<int:pk>/severity", views.incident_severity, name="incident-severity"),
 ]

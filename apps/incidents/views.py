@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -21,7 +22,7 @@ from apps.audit.services import Actor
 
 from . import selectors, services
 from .forms import IncidentFilterForm
-from .models import Incident
+from .models import Incident, Severity
 
 PAGE_SIZE = 50
 
@@ -79,6 +80,7 @@ def _detail_context(request, pk, error=None):
         "alerts": selectors.recent_alerts(incident),
         "timeline": selectors.timeline(incident),
         "can_respond": roles.can_respond(request.user),
+        "severities": Severity.values,
         "error": error,
     }
 
@@ -107,6 +109,17 @@ def incident_note(request, pk):
     # add_note raises ValueError for an empty or overlong note.
     note = partial(services.add_note, text=request.POST.get("text", ""))
     return _change(request, pk, note, refused=(ValueError,))
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_severity(request, pk):
+    """A person sets the severity: escalation re-plans, and the LLM no longer overrides it."""
+    severity = request.POST.get("severity", "")
+    if severity not in Severity.values:
+        return HttpResponseBadRequest(f"severity: one of {', '.join(Severity.values)}")
+    change = partial(services.change_severity, severity=severity, by="person")
+    return _change(request, pk, change)
 
 
 def _change(request, pk, change, refused=(services.TransitionError,)):
