@@ -158,3 +158,17 @@ def test_a_responder_sets_the_severity_in_the_portal_and_the_llm_then_leaves_it(
         assert EscalationState.objects.get(incident=incident).policy == world["policies"]["low"]
         second_opinion(incident.pk)
     assert Incident.objects.get(pk=incident.pk).severity == "low"
+
+
+def test_a_person_changing_an_acknowledged_incident_sets_the_policy_for_its_next_escalation(world):
+    with time_machine.travel(MONDAY, tick=False) as clock:
+        incident = open_unsure(world, "high")
+        engine.tick()
+        services.acknowledge(incident, actor=Actor.of(world["alice"]))
+        services.change_severity(incident, severity="critical", actor=Actor.of(world["alice"]))
+        state = EscalationState.objects.get(incident=incident)
+        assert (state.status, state.policy) == ("acknowledged", world["policies"]["critical"])
+        services.unacknowledge(incident, actor=Actor.of(world["alice"]))
+        clock.shift(timedelta(seconds=1))
+        engine.tick()
+    assert sent(incident)[2:] == [("alice", "voice"), ("alice", "slack"), ("alice", "email")]

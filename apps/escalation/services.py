@@ -88,8 +88,9 @@ def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
     the new policy's channels; a downgrade never repeats a page.  A new policy with
     fewer levels than were fired is exhausted; a digest policy sends its one entry
     only if nothing was paged yet; no policy for the new severity stops the timer.
-    An incident without a state starts one (the caller decides whether it should
-    page at all, e.g. not under a maintenance window).
+    An acknowledged incident only swaps the policy, for when it escalates again
+    (ack timeout, un-acknowledge).  An incident without a state starts one (the
+    caller decides whether it should page at all, e.g. not under a maintenance window).
     """
     now = now or timezone.now()
     S = EscalationState.Status
@@ -103,6 +104,8 @@ def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
     rules = list(EscalationRule.objects.filter(policy=policy).order_by("position", "pk")) if policy else []
     if not rules:
         state.status, state.next_at = S.STOPPED, None
+    elif state.status == S.ACKNOWLEDGED:
+        state.policy = policy  # someone is on it: the new policy applies when it escalates again
     else:
         state.policy = policy
         if (policy.digest_only and fired > 0) or fired >= len(rules):

@@ -175,7 +175,7 @@ def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by
             data={"from": previous, "to": severity, "by": by},
         )
         suppressed = AuditEntry.objects.filter(incident=incident, verb="incident.paging_suppressed").exists()
-        if incident.status == Incident.Status.TRIGGERED and not suppressed:
+        if not suppressed:
             escalation.replan(incident)
         _changed(incident)
     return incident
