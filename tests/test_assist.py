@@ -159,8 +159,10 @@ def test_similar_resolved_incidents_are_shown_with_their_resolution(client, rita
 
 
 @pytest.fixture
-def resolved_critical(service, responder):
-    incident = IncidentFactory(service=service, title="Chat API down in prod", severity="critical")
+def resolved_critical(client, ingest_path, responder):
+    body = {"title": "Chat API down in prod", "severity": "critical"}
+    client.post(ingest_path("generic"), data=body, content_type="application/json")
+    incident = Incident.objects.get()
     services.acknowledge(incident, actor=Actor.of(responder))
     services.add_note(incident, text="Rolled back release 2026.11.3", actor=Actor.of(responder))
     services.resolve(incident, actor=Actor.of(responder), reason="rollback")
@@ -188,6 +190,7 @@ def test_a_responder_drafts_edits_and_exports_a_postmortem(client, rita, resolve
     assert postmortem.drafted_by == "template"
     assert "rita: acknowledged" in postmortem.timeline and "note: Rolled back release 2026.11.3" in postmortem.timeline
     assert "resolved: rollback" in postmortem.timeline and ": rollback." in postmortem.summary
+    assert "first alert (generic, critical): Chat API down in prod" in postmortem.timeline
 
     response = client.post(pm_url("postmortem", incident), sections(impact="Chat unavailable for 14 min", status="final"))
     assert response.status_code == 302

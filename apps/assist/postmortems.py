@@ -152,13 +152,19 @@ def template_sections(incident: Incident) -> dict[str, str]:
     entries = list(audit_timeline(incident))
     reason = next((e.data.get("reason") for e in reversed(entries) if e.verb == "incident.resolved"), "")
     first_ack = next((e for e in entries if e.verb == "incident.acknowledged"), None)
-    lines = [f"- {_at(e.at)} {e.actor_label}: {_describe(e)}" for e in entries]
+    events = [(e.at, f"{e.actor_label}: {_describe(e)}") for e in entries]
+    alerts = incident.alerts.order_by("received_at", "pk")
+    if first := alerts.first():
+        events.append((first.received_at, f"first alert ({first.source}, {first.severity}): {first.title}"))
+    if incident.alert_count > 1 and (last := alerts.last()):
+        events.append((last.received_at, f"last alert, {incident.alert_count} in all ({last.status}): {last.title}"))
+    lines = [f"- {_at(at)} {text}" for at, text in sorted(events, key=lambda event: event[0])]
     return {
         "summary": (
             f"{incident.title} ({incident.severity}, {incident.service.name}) opened {_at(incident.created_at)} "
             f"and was resolved {_at(incident.resolved_at)}"
             f"{f' after {duration_text(incident.resolved_at - incident.created_at)}' if incident.resolved_at else ''}"
-            f"{f': {reason}' if reason else ''}. {incident.alert_count} alerts."
+            f"{f': {reason}' if reason else ''}. {incident.alert_count} alert{'' if incident.alert_count == 1 else 's'}."
         ),
         "timeline": "\n".join(lines) or "- (no recorded events)",
         "impact": (
