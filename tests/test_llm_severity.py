@@ -8,6 +8,7 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from apps.accounts.services import create_api_key
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor
 from apps.escalation import engine, presets
@@ -172,3 +173,20 @@ def test_a_person_changing_an_acknowledged_incident_sets_the_policy_for_its_next
         clock.shift(timedelta(seconds=1))
         engine.tick()
     assert sent(incident)[2:] == [("alice", "voice"), ("alice", "slack"), ("alice", "email")]
+
+
+def test_the_api_sets_the_severity_and_names_a_bad_one(world, client):
+    _, key = create_api_key(name="bot", scopes=["incidents:read", "incidents:write"])
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    with time_machine.travel(MONDAY, tick=False):
+        incident = open_unsure(world, "high")
+        url = f"/api/v1/incidents/{incident.pk}/severity/"
+        bad = client.post(url, {"severity": "urgent"}, content_type="application/json", **auth)
+        assert (bad.status_code, bad.json()["field"]) == (400, "severity")
+        good = client.post(url, {"severity": "critical"}, content_type="application/json", **auth)
+        assert (good.status_code, good.json()["severity"]) == (200, "critical")
+        services.resolve(incident, actor=SYSTEM)
+        assert client.post(url, {"severity": "low"}, content_type="application/json", **auth).status_code == 409
+    assert EscalationState.objects.get(incident=incident).status == "stopped"
+    entry = AuditEntry.objects.get(incident=incident, verb="incident.severity_changed")
+    assert (entry.actor_label, entry.data["by"]) == ("apikey:bot", "person")

@@ -32,6 +32,7 @@ from .serializers import (
     NoteSerializer,
     ReassignSerializer,
     ResolveSerializer,
+    SeveritySerializer,
 )
 
 ALERTS_SHOWN = 100
@@ -126,6 +127,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
             "resolve": ResolveSerializer,
             "notes": NoteSerializer,
             "reassign": ReassignSerializer,
+            "severity": SeveritySerializer,
         }
         return by_action.get(self.action, IncidentDetailSerializer)
 
@@ -184,6 +186,18 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         incident = self.get_object()
         assignee = self._body()["assignee"]
         return self._detail(services.reassign(incident, assignee=assignee, actor=request_actor(request)))
+
+
+    @extend_schema(
+        summary="Set the severity: escalation re-plans, and the LLM no longer changes it",
+        request=SeveritySerializer,
+        responses={**_changed, 400: OpenApiResponse(ErrorSerializer, description="Unknown severity.")},
+    )
+    @action(detail=True, methods=["post"])
+    def severity(self, request, pk=None):
+        incident = self.get_object()
+        severity = self._body()["severity"]
+        return self._detail(services.change_severity(incident, severity=severity, actor=request_actor(request)))
 
 
 class SchemaDocsView(SpectacularAPIView):
