@@ -190,3 +190,15 @@ def test_the_api_sets_the_severity_and_names_a_bad_one(world, client):
     assert EscalationState.objects.get(incident=incident).status == "stopped"
     entry = AuditEntry.objects.get(incident=incident, verb="incident.severity_changed")
     assert (entry.actor_label, entry.data["by"]) == ("apikey:bot", "person")
+
+
+def test_an_llm_upgrade_of_a_low_incident_pages_from_the_first_level(world, anthropic_api):
+    """A digest entry paged nobody: the upgraded incident starts at level 1."""
+    anthropic_api.script = [(200, verdict("critical"), {}, 0)]
+    with time_machine.travel(MONDAY, tick=False):
+        incident = open_unsure(world, "low")
+        engine.tick()
+        assert sent(incident) == [("alice", "email")]  # the digest entry
+        second_opinion(incident.pk)
+        engine.tick()
+    assert sent(incident)[1:] == [("alice", "voice"), ("alice", "slack"), ("alice", "email")]

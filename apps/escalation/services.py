@@ -84,8 +84,8 @@ def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
     its cycle and its progress (the count of levels fired) and only swaps the policy,
     so the next level of the new policy is the first one nobody has heard from, due
     after that level's own delay counted from now.  An upgrade of a level-0 incident
-    (nothing paged yet, e.g. deferred to business hours) therefore pages at once on
-    the new policy's channels; a downgrade never repeats a page.  A new policy with
+    (nothing paged yet, e.g. deferred to business hours, or only a digest entry)
+    therefore pages at once on the new policy's channels; a downgrade never repeats a page.  A new policy with
     fewer levels than were fired is exhausted; a digest policy sends its one entry
     only if nothing was paged yet; no policy for the new severity stops the timer.
     An acknowledged incident only swaps the policy, for when it escalates again
@@ -100,7 +100,10 @@ def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
     policy = policy_for(incident.service_id, incident.severity)
     if policy is not None and policy.pk == state.policy_id:
         return state
-    fired = state.level + 1 if state.status == S.EXHAUSTED else state.level
+    if state.policy.digest_only:
+        fired = 0  # a digest entry paged nobody
+    else:
+        fired = state.level + 1 if state.status == S.EXHAUSTED else state.level
     rules = list(EscalationRule.objects.filter(policy=policy).order_by("position", "pk")) if policy else []
     if not rules:
         state.status, state.next_at = S.STOPPED, None
