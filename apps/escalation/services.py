@@ -85,9 +85,10 @@ def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
     so the next level of the new policy is the first one nobody has heard from, due
     after that level's own delay counted from now.  An upgrade of a level-0 incident
     (nothing paged yet, e.g. deferred to business hours, or only a digest entry)
-    therefore pages at once on the new policy's channels; a downgrade never repeats a page.  A new policy with
-    fewer levels than were fired is exhausted; a digest policy sends its one entry
-    only if nothing was paged yet; no policy for the new severity stops the timer.
+    therefore pages at once on the new policy's channels; a downgrade never repeats
+    a page.  A new policy with fewer levels than were fired is exhausted; a digest
+    policy sends its one entry only if nothing was paged yet; no policy for the new
+    severity stops the timer.
     An acknowledged incident only swaps the policy, for when it escalates again
     (ack timeout, un-acknowledge).  An incident without a state starts one (the
     caller decides whether it should page at all, e.g. not under a maintenance window).
