@@ -146,8 +146,9 @@ class Alert(models.Model):
         return f"{self.source}: {self.title}"
 
 
-def _categories():
-    # Deferred: classification.py imports this module (for Severity).
+def category_choices():
+    # Deferred: classification.py imports this module (for Severity).  Migrations
+    # refer to this function by name.
     from .classification import Category
 
     return Category.choices
@@ -168,7 +169,7 @@ class ClassificationRule(models.Model):
     label_name = models.CharField(max_length=100, blank=True, help_text="With the value: the alert carries this label.")
     label_value = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=100, blank=True, help_text="Only alerts of this source (alertmanager, grafana…).")
-    category = models.CharField(max_length=32, blank=True, choices=_categories)
+    category = models.CharField(max_length=32, blank=True, choices=category_choices)
     severity = models.CharField(max_length=16, blank=True, choices=Severity.choices)
     environment = models.CharField(max_length=50, blank=True)
     model = models.CharField("affected model", max_length=100, blank=True)

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('incidents', '0007_triage_assistance'),
+        ('incidents', '0006_incident_llm_usage'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('label_name', models.CharField(blank=True, help_text='With the value: the alert carries this label.', max_length=100)),
                 ('label_value', models.CharField(blank=True, max_length=200)),
                 ('source', models.CharField(blank=True, help_text='Only alerts of this source (alertmanager, grafana…).', max_length=100)),
-                ('category', models.CharField(blank=True, choices=apps.incidents.models._categories, max_length=32)),
+                ('category', models.CharField(blank=True, choices=apps.incidents.models.category_choices, max_length=32)),
                 ('severity', models.CharField(blank=True, choices=[('critical', 'Critical'), ('high', 'High'), ('medium', 'Medium'), ('low', 'Low'), ('info', 'Info')], max_length=16)),
                 ('environment', models.CharField(blank=True, max_length=50)),
                 ('model', models.CharField(blank=True, max_length=100, verbose_name='affected model')),
