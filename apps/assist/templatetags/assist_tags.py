@@ -3,7 +3,6 @@ an incident page (summary, runbooks, similar past incidents, postmortem link).""
 
 from django import template
 
-from apps.accounts import roles
 from apps.incidents import triage
 from apps.incidents.models import Incident
 
@@ -13,11 +12,10 @@ from ..models import IncidentSummary, Postmortem
 register = template.Library()
 
 
-@register.inclusion_tag("assist/_assistance.html", takes_context=True)
-def assistance(context, incident):
+@register.inclusion_tag("assist/_assistance.html")
+def assistance(incident):
     if not isinstance(incident, Incident):
         raise template.TemplateSyntaxError("assistance takes an incident")
-    request = context.get("request")
     return {
         "incident": incident,
         "llm_status": triage.llm_status(),
@@ -26,7 +24,6 @@ def assistance(context, incident):
         "similar": similar.similar_incidents(incident),
         "postmortem": Postmortem.objects.filter(incident=incident).only("status", "drafted_by").first(),
         "postmortem_eligible": postmortems.eligible(incident),
-        "can_respond": bool(request and roles.can_respond(request.user)),
     }
 
 
