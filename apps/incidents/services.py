@@ -150,10 +150,10 @@ def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
 def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by: str = "person") -> Incident | None:
     """Set the severity and re-plan escalation for it (escalation.services.replan).
 
-    `by` says who decided: "person" (through the portal or the API) or "llm".  The LLM's opinion is
-    advice a person can overrule: it changes nothing once a person has set the
-    severity, nor an incident someone has acknowledged (None then).  An incident
-    whose paging a maintenance window suppressed keeps not paging.
+    `by` says who decided: "person" (through the portal or the API) or "llm".  The
+    LLM's opinion is advice a person can overrule: it changes nothing once a person
+    has set the severity, nor an incident someone has acknowledged (None then).  An
+    incident whose paging a maintenance window suppressed keeps not paging.
     """
     if severity not in Severity.values:
         raise ValueError(f"Unknown severity {severity!r}.")
