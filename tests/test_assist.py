@@ -296,3 +296,14 @@ def test_workers_embed_admin_runbooks_and_incidents_and_draft_postmortems(celery
     wait_for(lambda: not Incident.objects.filter(embedding__isnull=True).exists())
     wait_for(lambda: Postmortem.objects.filter(incident=critical, drafted_by="template").exists())
     assert "GPU out of memory on inference nodes" in detail(client, incident)
+
+
+def test_the_sweep_has_a_worker_summarise_incidents_with_new_alerts(celery_worker, anthropic_api, client, ingest_path, responder):
+    anthropic_api.script = [(200, tool_answer({"summary": SUMMARY}, name="record_summary"), {}, 0)]
+    client.force_login(responder)
+    incident = send(client, ingest_path, "CUDA out of memory on inference-2")
+    assert incident.classification_confidence >= 0.8  # rules sure: the one scripted answer is the summary's
+    assert assist_tasks.sweep()["summaries"] == 1
+    wait_for(lambda: IncidentSummary.objects.filter(incident=incident).exists())
+    assert SUMMARY in detail(client, incident)
+    assert assist_tasks.sweep()["summaries"] == 0  # nothing new since
