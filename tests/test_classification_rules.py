@@ -2,7 +2,9 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
+from apps.incidents import classification_rules
 from apps.incidents.classification import classify
 from apps.incidents.models import ClassificationRule, Incident
 
@@ -73,3 +75,17 @@ def test_source_and_camel_case_alert_names_match():
     ClassificationRule.objects.create(name="grafana nodes", pattern="NodeNotReady", source="grafana", category="availability")
     assert classify("x", "", {"alertname": "KubeNodeNotReady"}, source="grafana").category == "availability"
     assert classify("x", "", {"alertname": "KubeNodeNotReady"}, source="alertmanager").category == "infrastructure"
+
+
+def test_a_save_bumps_the_shared_version_once_committed(django_capture_on_commit_callbacks):
+    """Other processes compare this version with theirs (at most once a second) and reload."""
+    classify("warm the per-process copy")
+    before = cache.get(classification_rules.VERSION_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        rule = ClassificationRule.objects.create(name="cost", pattern="spend", category="cost")
+        assert cache.get(classification_rules.VERSION_KEY) == before  # not before the commit
+    after_save = cache.get(classification_rules.VERSION_KEY)
+    assert after_save != before
+    with django_capture_on_commit_callbacks(execute=True):
+        rule.delete()
+    assert cache.get(classification_rules.VERSION_KEY) not in (before, after_save)
