@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.integrations",
     "apps.schedules",
     "apps.escalation",
+    "apps.assist",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +142,8 @@ CELERY_BEAT_SCHEDULE = {
     # Notifications whose next attempt is due (retries, and any whose task was lost).
     "deliver-due-notifications": {"task": "apps.integrations.tasks.deliver_due", "schedule": 1.0},
     "check-heartbeats": {"task": "apps.integrations.tasks.check_heartbeats", "schedule": 30.0},
+    # Summaries, embeddings and postmortem drafts the incident pages are missing.
+    "assist-sweep": {"task": "apps.assist.tasks.sweep", "schedule": 30.0, "options": {"expires": 25}},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

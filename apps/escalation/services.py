@@ -94,6 +94,51 @@ def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
     return state
 
 
+def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
+    """The incident's severity changed: escalate by the policy that severity selects.
+
+    Levels already paged in the current cycle are not paged again: the state keeps
+    its cycle and its progress (the count of levels fired) and only swaps the policy,
+    so the next level of the new policy is the first one nobody has heard from, due
+    after that level's own delay counted from now.  An upgrade of a level-0 incident
+    (nothing paged yet, e.g. deferred to business hours, or only a digest entry)
+    therefore pages at once on the new policy's channels; a downgrade never repeats
+    a page.  A new policy with fewer levels than were fired is exhausted; a digest
+    policy sends its one entry only if nothing was paged yet; no policy for the new
+    severity stops the timer.
+    An acknowledged incident only swaps the policy, for when it escalates again
+    (ack timeout, un-acknowledge).  An incident without a state starts one (the
+    caller decides whether it should page at all, e.g. not under a maintenance window).
+    """
+    now = now or timezone.now()
+    S = EscalationState.Status
+    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    if state is None:
+        return start(incident, now=now)
+    policy = policy_for(incident.service_id, incident.severity)
+    if policy is not None and policy.pk == state.policy_id:
+        return state
+    if state.policy.digest_only:
+        fired = 0  # a digest entry paged nobody
+    else:
+        fired = state.level + 1 if state.status == S.EXHAUSTED else state.level
+    rules = list(EscalationRule.objects.filter(policy=policy).order_by("position", "pk")) if policy else []
+    if not rules:
+        state.status, state.next_at = S.STOPPED, None
+    elif state.status == S.ACKNOWLEDGED:
+        state.policy = policy  # someone is on it: the new policy applies when it escalates again
+    else:
+        state.policy = policy
+        if (policy.digest_only and fired > 0) or fired >= len(rules):
+            state.status, state.next_at = S.EXHAUSTED, None
+            state.level = min(fired, len(rules)) - 1 if fired else 0
+        else:
+            state.status = S.ACTIVE
+            state.level = fired
+            state.next_at = now + timedelta(minutes=rules[fired].delay_minutes)
+    state.save(update_fields=["policy", "status", "level", "next_at", "updated_at"])
+    return state
+
 
 def escalate_now(incident, *, now: datetime | None = None) -> EscalationState | None:
     """Fire the incident's next level at the next tick instead of after its delay."""

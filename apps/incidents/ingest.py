@@ -165,7 +165,7 @@ def _grouped(rule) -> str:
 
 
 def _new_incident(event: AlertEvent, service_id: int, at, *, silenced) -> Incident:
-    verdict = classify(event.title, event.description, event.labels)  # microseconds, no I/O
+    verdict = classify(event.title, event.description, event.labels, source=event.source)  # microseconds, no I/O
     return Incident(
         title=event.title,
         description=event.description,

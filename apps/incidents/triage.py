@@ -4,6 +4,10 @@ The rules' verdict stands unless every condition holds: an API key is set, the
 rules were unsure (confidence below LLM_CONFIDENCE_THRESHOLD), this month's LLM
 spend is under LLM_MONTHLY_BUDGET_USD, and the model answered within the schema.
 Answers are cached by fingerprint for an hour, so a flapping alert costs once.
+
+A verdict of another severity than the incident's changes it, and with it the
+escalation (services.change_severity: not over a person's choice, not once
+someone has acknowledged it).
 """
 
 import logging
@@ -15,13 +19,15 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.audit.services import SYSTEM, record
+from apps.audit.services import SYSTEM, Actor, record
 
-from . import llm
+from . import llm, services
 from .classification import Classification
 from .models import Incident
 
 log = logging.getLogger(__name__)
+
+ACTOR = Actor("llm")
 
 
 def month_spend():
@@ -64,7 +70,7 @@ def second_opinion(incident_id: int) -> str:
         except llm.LLMUnavailable as exc:
             log.warning("LLM classification of incident %s fell back to the rules: %s", incident.pk, exc)
             if exc.usage:
-                _charge(incident.pk, exc.usage)
+                charge(incident.pk, exc.usage)
             return f"fallback: {exc}"
         cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
     with transaction.atomic():
@@ -77,7 +83,7 @@ def second_opinion(incident_id: int) -> str:
             classification_rationale=verdict.rationale[:300],
             classified_by="llm",
         )
-        _charge(incident.pk, usage)
+        charge(incident.pk, usage)
         record(
             "incident.classified",
             actor=SYSTEM,
@@ -89,10 +95,16 @@ def second_opinion(incident_id: int) -> str:
                 "cost_usd": str(usage.cost),
             },
         )
+        if verdict.severity != incident.severity and incident.is_open:
+            try:
+                services.change_severity(incident.pk, severity=verdict.severity, actor=ACTOR, by="llm")
+            except services.TransitionError:
+                pass  # resolved since we read it: nothing left to re-plan
     return "classified"
 
 
-def _charge(incident_id: int, usage: llm.Usage) -> None:
+def charge(incident_id: int, usage: llm.Usage) -> None:
+    """Add an LLM call's tokens and cost to the incident (what the budget sums)."""
     Incident.objects.filter(pk=incident_id).update(
         llm_input_tokens=F("llm_input_tokens") + usage.input_tokens,
         llm_output_tokens=F("llm_output_tokens") + usage.output_tokens,
