@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
@@ -141,12 +142,11 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
     _append_counts(Counter(t.incident_id for t in targets if t.new is None), at)
     _refire_keys(service_id, [e.dedup_key for e, t in zip(events, targets) if t.reason == DedupReason.DEDUP_KEY and t.new is None])
 
-    alerts = Alert.objects.bulk_create(
-        [
-            _alert(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
-            for event, t in zip(events, targets)
-        ]
-    )
+    alerts = [
+        _alert(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
+        for event, t in zip(events, targets)
+    ]
+    _copy_alerts(alerts)
     _opened(new_incidents, alerts, targets, actor=actor, windows=windows, at=at)
     return [
         IngestResult(
@@ -248,6 +248,30 @@ def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Targe
     # The escalation timers start with the incidents, in their transaction; the engine
     # holds the first page until the worker has settled each one.
     escalation.start_many(paging, now=at)
+
+
+_ALERT_COLUMNS = (
+    "id", "incident_id", "integration_id", "source", "status", "title", "severity", "dedup_key", "fingerprint",
+    "group_key", "labels", "payload", "deduplicated", "dedup_reason", "dedup_detail", "starts_at", "received_at",
+)
+
+
+def _copy_alerts(alerts: list[Alert]) -> None:
+    """Store the alerts with COPY, PostgreSQL's fastest way in (DESIGN.md measured ~45,000
+    rows/s); COPY returns nothing, so their ids are drawn from the sequence first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) FROM generate_series(1, %s)", [len(alerts)]
+        )
+        for alert, (pk,) in zip(alerts, cursor.fetchall()):
+            alert.pk = pk
+        with cursor.cursor.copy(f"COPY incidents_alert ({', '.join(_ALERT_COLUMNS)}) FROM STDIN") as copy:
+            for a in alerts:
+                copy.write_row((
+                    a.pk, a.incident_id, a.integration_id, a.source, a.status, a.title, a.severity, a.dedup_key,
+                    a.fingerprint, a.group_key, Jsonb(a.labels), Jsonb(a.payload), a.deduplicated, a.dedup_reason,
+                    a.dedup_detail, a.starts_at, a.received_at,
+                ))
 
 
 def _alert(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> Alert:
