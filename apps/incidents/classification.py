@@ -55,6 +55,18 @@ class Classification:
     model: str = ""
     environment: str = ""
 
+    def incident_fields(self, by: str = "rules") -> dict:
+        """This verdict as the Incident fields that hold it."""
+        return {
+            "category": self.category,
+            "llm_model": self.model[:100],
+            "environment": self.environment[:50],
+            "classified_severity": self.severity,
+            "classification_confidence": self.confidence,
+            "classification_rationale": self.rationale[:300],
+            "classified_by": by,
+        }
+
 
 def _words(*patterns: str) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")", re.IGNORECASE)

@@ -177,13 +177,7 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, silenced) -> Incide
         alert_count=0,  # counted below with the other opening alerts
         first_alert_at=at,
         last_alert_at=at,
-        category=verdict.category,
-        llm_model=verdict.model,
-        environment=verdict.environment,
-        classified_severity=verdict.severity,
-        classification_confidence=verdict.confidence,
-        classification_rationale=verdict.rationale[:300],
-        classified_by="rules",
+        **verdict.incident_fields(),
         # Compared with open incidents by the worker before it may page; a silenced one never pages.
         settling=silenced is None,
     )

@@ -201,9 +201,7 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
             title=alert.title, severity=alert.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
             fingerprint=alert.fingerprint, labels=alert.labels, alert_count=len(times),
             first_alert_at=min(times), last_alert_at=max(times),
-            category=verdict.category, llm_model=verdict.model, environment=verdict.environment,
-            classified_severity=verdict.severity, classification_confidence=verdict.confidence,
-            classification_rationale=verdict.rationale[:300], classified_by="rules",
+            **verdict.incident_fields(),
         )
         alerts.update(incident=incident, dedup_reason=DedupReason.SPLIT,
                       dedup_detail=f"split out of #{source.number} by {actor.label}"[:300])

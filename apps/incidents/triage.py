@@ -74,15 +74,11 @@ def second_opinion(incident_id: int) -> str:
             return f"fallback: {exc}"
         cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
     with transaction.atomic():
-        Incident.objects.filter(pk=incident.pk).update(
-            category=verdict.category,
-            classified_severity=verdict.severity,
-            llm_model=verdict.model[:100] or incident.llm_model,
-            environment=verdict.environment[:50] or incident.environment,
-            classification_confidence=verdict.confidence,
-            classification_rationale=verdict.rationale[:300],
-            classified_by="llm",
-        )
+        fields = verdict.incident_fields(by="llm")
+        # What the model could not tell, the rules may have: keep theirs.
+        fields["llm_model"] = fields["llm_model"] or incident.llm_model
+        fields["environment"] = fields["environment"] or incident.environment
+        Incident.objects.filter(pk=incident.pk).update(**fields)
         charge(incident.pk, usage)
         record(
             "incident.classified",
