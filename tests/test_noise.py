@@ -178,6 +178,16 @@ def test_a_service_threshold_of_1_turns_similarity_off(service):
     assert settle.settle([a.incident_id, b.incident_id]) == {a.incident_id: "announced", b.incident_id: "announced"}
 
 
+def test_one_settle_task_takes_the_others_waiting_in_a_storm(service):
+    results = [send(service, event(title, f"k{n}"))[0] for n, title in enumerate(
+        ["Disk almost full on postgres-1", "Checkout 5xx above 20%", "Token quota exhausted for gpt-main"])]
+
+    outcome = settle.settle([results[0].incident_id])
+
+    assert outcome == {r.incident_id: "announced" for r in results}
+    assert not Incident.objects.filter(settling=True).exists()
+
+
 def test_no_page_goes_out_while_an_incident_is_settling(service):
     team_member = MembershipFactory(team=service.team, user=UserFactory(username="oncall")).user
     presets.severity_matrix(service, [{"users": [team_member]}])
