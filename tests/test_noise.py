@@ -299,6 +299,23 @@ def test_merge_and_split_through_the_api(client, service, responder):
     assert AuditEntry.objects.filter(incident_id=a.incident_id, verb="incident.split").exists()
 
 
+def test_a_split_alert_never_groups_back_into_the_incident_it_left(service, responder):
+    GroupingRule.objects.create(service=service, name="by alertname", group_by=["alertname"])
+    title = "5xx above 20% of requests"  # the same words: similarity alone would merge them
+    [a, b] = send(service, event(title, "checkout", alertname="HighErrorRate"), event(title, "payments", alertname="HighErrorRate"))
+    assert b.incident_id == a.incident_id  # grouped, wrongly as it turns out
+    settle.settle([a.incident_id])
+    split_off = services.split(b.alert_id, actor=Actor.of(responder))
+    services.resolve(split_off, actor=Actor.of(responder))
+
+    [again] = send(service, event(title, "payments", alertname="HighErrorRate"))
+    [other] = send(service, event(title, "search", alertname="HighErrorRate"))
+
+    assert again.action == "created" and again.incident_id not in (a.incident_id, split_off.pk)
+    assert other.incident_id == a.incident_id  # the rule still groups the rest
+    assert settle.settle([again.incident_id]) == {again.incident_id: "announced"}  # nor does similarity take it back
+
+
 def test_merge_and_split_refusals_are_4xx_naming_the_field(client, service, responder):
     [a] = send(service, event("Checkout 5xx", "k1"))
     [b] = send(service, event("Payment provider timeouts", "k2"))

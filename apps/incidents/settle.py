@@ -113,6 +113,8 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
         Incident.objects.filter(service_id=incident.service_id, settling=False, embedding__isnull=False, severity__in=as_severe)
         .exclude(status=Incident.Status.RESOLVED)
         .exclude(pk=incident.pk)
+        # Not back into an incident a responder split one of its alerts out of.
+        .exclude(pk__in=IncidentKey.objects.filter(kind=IncidentKey.Kind.APART, key__in=incident.keys.values("key")).values("incident_id"))
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")
         .first()
