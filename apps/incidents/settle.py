@@ -65,39 +65,61 @@ def settle(incident_ids: list[int]) -> dict[int, str]:
             # A broken model must not stop paging: settle without similarity.
             log.exception("embedding failed; settling %d incidents without similarity", len(pending))
             vectors = [None] * len(pending)
-        return {incident.pk: _settle_one(incident.pk, vector) for incident, vector in zip(pending, vectors)}
+        by_service = {}
+        for incident, vector in zip(pending, vectors):
+            by_service.setdefault(incident.service_id, {})[incident.pk] = vector
+        graph = Dependencies()
+        outcomes = {}
+        for service_id, batch in by_service.items():
+            outcomes.update(_settle_service(service_id, batch, graph))
+        return outcomes
     finally:
         cache.delete_many([f"settle-claim:{pk}" for pk in claimed])
 
 
-def _settle_one(incident_id: int, vector) -> str:
+def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "Dependencies") -> dict[int, str]:
+    """One transaction for a service's batch, in the lock order of ingest: keys (which
+    a merge moves) first, then incident rows; "settle" serialises the settling of a
+    service's incidents, so two similar ones cannot both stay open."""
+    outcomes = {}
     with transaction.atomic():
-        # The same lock order as ingest: keys (which a merge moves), then incident rows.
-        # "settle" serialises the settling of a service's incidents.
-        service_id = Incident.objects.values_list("service_id", flat=True).get(pk=incident_id)
-        keys = IncidentKey.objects.filter(incident_id=incident_id).values_list("key", flat=True)
+        keys = IncidentKey.objects.filter(incident_id__in=list(vectors)).values_list("key", flat=True)
         dedup.lock_keys(service_id, ["settle", *keys])
-        incident = Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=incident_id)
-        if not incident.settling:
-            return "already settled"
-        incident.settling = False
-        incident.embedding = vector
-        incident.save(update_fields=["settling", "embedding", "updated_at"])
-        if incident.status != Incident.Status.TRIGGERED:
-            return "left as it is"  # acknowledged or resolved before we got to it
-        if vector is not None and (match := _most_similar(incident, vector)):
-            target, similarity = match
-            services.merge(
-                incident, into=target, actor=ACTOR, reason=DedupReason.SIMILARITY,
-                detail=f"text {similarity:.2f} similar to #{target.number} (threshold {threshold(incident.service):.2f})",
-            )
-            return f"merged into #{target.number}"
-        if parent := _cause(incident):
-            _inhibit(incident, parent)
-            return f"inhibited by #{parent.number}"
-        outbox.announce(incident.pk, incident.service_id)
-        adopted = _adopt_effects(incident)
-        return f"announced; holds back {', '.join(f'#{n}' for n in adopted)}" if adopted else "announced"
+        incidents = Incident.objects.select_for_update(of=("self",)).select_related("service").filter(pk__in=list(vectors))
+        for incident in incidents.order_by("pk"):
+            try:
+                with transaction.atomic():  # a savepoint: one broken incident must not hold the others
+                    outcomes[incident.pk] = _settle_one(incident, vectors[incident.pk], graph)
+            except Exception:
+                # Fail open: an incident we cannot compare still pages.
+                log.exception("settling incident %s failed; announcing it unchecked", incident.pk)
+                Incident.objects.filter(pk=incident.pk).update(settling=False)
+                outbox.announce(incident.pk, incident.service_id)
+                outcomes[incident.pk] = "announced unchecked"
+    return outcomes
+
+
+def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
+    if not incident.settling:
+        return "already settled"
+    incident.settling = False
+    incident.embedding = vector
+    incident.save(update_fields=["settling", "embedding", "updated_at"])
+    if incident.status != Incident.Status.TRIGGERED:
+        return "left as it is"  # acknowledged or resolved before we got to it
+    if vector is not None and (match := _most_similar(incident, vector)):
+        target, similarity = match
+        services.merge(
+            incident, into=target, actor=ACTOR, reason=DedupReason.SIMILARITY,
+            detail=f"text {similarity:.2f} similar to #{target.number} (threshold {threshold(incident.service):.2f})",
+        )
+        return f"merged into #{target.number}"
+    if parent := _cause(incident, graph.dependencies_of(incident.service_id)):
+        _inhibit(incident, parent)
+        return f"inhibited by #{parent.number}"
+    outbox.announce(incident.pk, incident.service_id)
+    adopted = _adopt_effects(incident, graph.dependents_of(incident.service_id))
+    return f"announced; holds back {', '.join(f'#{n}' for n in adopted)}" if adopted else "announced"
 
 
 def threshold(service: Service) -> float:
@@ -135,10 +157,9 @@ def _inhibit(incident: Incident, parent: Incident, *, late: bool = False) -> Non
     services.changed(incident)
 
 
-def _adopt_effects(cause: Incident) -> list[int]:
+def _adopt_effects(cause: Incident, dependents: set[int]) -> list[int]:
     """Incidents of dependent services that opened just before their cause: they are
     held back from now on (their first announcement may already have gone out)."""
-    dependents = _graph(cause.service_id, reverse=True)
     if not dependents:
         return []
     effects = (
@@ -156,11 +177,10 @@ def _adopt_effects(cause: Incident) -> list[int]:
     return adopted
 
 
-def _cause(incident: Incident) -> Incident | None:
+def _cause(incident: Incident, dependencies: set[int]) -> Incident | None:
     """The earliest open incident of a service this one depends on (directly or not)
     that began within the correlation window before it, or since: the likely cause
     (a cause is often alerted on a moment after its effects)."""
-    dependencies = _graph(incident.service_id)
     if not dependencies:
         return None
     since = incident.created_at - timedelta(minutes=incident.service.correlation_minutes)
@@ -173,21 +193,32 @@ def _cause(incident: Incident) -> Incident | None:
     )
 
 
-def _graph(service_id: int, *, reverse: bool = False) -> set[int]:
-    """Every service `service_id` depends on (or, reversed, that depends on it),
-    through any chain; the graph is small enough to walk in Python."""
-    edges = {}
-    for source, target in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
-        if reverse:
-            source, target = target, source
-        edges.setdefault(source, set()).add(target)
-    seen, frontier = set(), [service_id]
-    while frontier:
-        for target in edges.get(frontier.pop(), ()):
-            if target not in seen and target != service_id:
-                seen.add(target)
-                frontier.append(target)
-    return seen
+class Dependencies:
+    """The service dependency graph (admin-edited, small), read once per settle run."""
+
+    def __init__(self):
+        self.needs, self.needed_by = {}, {}
+        for source, target in Service.depends_on.through.objects.values_list("from_service_id", "to_service_id"):
+            self.needs.setdefault(source, set()).add(target)
+            self.needed_by.setdefault(target, set()).add(source)
+
+    def dependencies_of(self, service_id: int) -> set[int]:
+        """Every service `service_id` depends on, through any chain."""
+        return self._walk(self.needs, service_id)
+
+    def dependents_of(self, service_id: int) -> set[int]:
+        """Every service that depends on `service_id`, through any chain."""
+        return self._walk(self.needed_by, service_id)
+
+    @staticmethod
+    def _walk(edges: dict[int, set[int]], start: int) -> set[int]:
+        seen, frontier = set(), [start]
+        while frontier:
+            for target in edges.get(frontier.pop(), ()):
+                if target not in seen and target != start:
+                    seen.add(target)
+                    frontier.append(target)
+        return seen
 
 
 def overdue_ids(older_than_seconds: int = 30) -> list[int]:
