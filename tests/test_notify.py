@@ -347,7 +347,8 @@ def test_a_new_incident_is_announced_on_slack_and_webhooks_by_the_worker(
     response = client.post(ingest_path(), body, content_type="application/json")
     assert response.status_code == 202
 
-    [post] = fake_slack.wait_for("chat.postMessage")
+    # The worker settles the incident first; its first settle loads the embedding model.
+    [post] = fake_slack.wait_for("chat.postMessage", timeout=60)
     [hooked] = fake_receiver.wait_for("hook")
     assert post.data["channel"] == "C0123INCID" and "Checkout is down" in post.data["text"]
     actions = [b for b in post.data["blocks"] if b["type"] == "actions"][0]["elements"]
