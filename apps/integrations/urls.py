@@ -17,4 +17,5 @@ urlpatterns = [
     path("integrations/slack/events", outbound_views.slack_events, name="slack-events"),
     path("integrations/slack/link/<str:token>", link_views.slack_link, name="slack-link"),
     path("integrations/twilio/voice/<int:notification_id>/gather", outbound_views.twilio_gather, name="twilio-gather"),
+    path("integrations/twilio/status/<int:notification_id>", outbound_views.twilio_status, name="twilio-status"),
 ]
