@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_manager.settings")
 
+from incident_manager.devstack import NOTIFY_THREADS, WORKER_ENV  # noqa: E402  (the same layout as make run)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -169,7 +171,7 @@ def main():
     parser.add_argument("-c", type=int, default=4, help="alert POSTs in flight")
     parser.add_argument("--rate", type=float, default=None, help="alerts per second (default: as fast as possible)")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="prefork processes on the default queue")
-    parser.add_argument("--notify-threads", type=int, default=8,
+    parser.add_argument("--notify-threads", type=int, default=NOTIFY_THREADS,
                         help="threads of the delivery worker (0: no delivery worker; the prefork worker also "
                         "serves the notify queue, the layout before it had one)")
     args = parser.parse_args()
@@ -218,7 +220,7 @@ def main():
         ),
         subprocess.Popen(
             [*celery, "--concurrency", str(args.worker_concurrency), "-Q", queues, "-n", f"bench-{stamp}@%h"],
-            cwd=ROOT, env=env, start_new_session=True,
+            cwd=ROOT, env={**env, **WORKER_ENV}, start_new_session=True,
         ),
     ]
     if args.notify_threads:
