@@ -7,8 +7,8 @@ Starts its own web server (gunicorn, sync workers, as `make run`) and real Celer
 workers as `make run` lays them out (a prefork worker on the default queue, a
 thread-pool worker on the notify queue), all pointed at a local fake of
 slack.com/api (SLACK_API_URL) that this script serves; creates a service linked
-to a Slack channel; opens one warm-up incident and waits for its message (the
-first settle loads the embedding model); then POSTs N alerts, each opening a new
+to a Slack channel; opens a few warm-up incidents and waits for their messages
+(each worker process's first settle loads the embedding model); then POSTs N alerts, each opening a new
 incident, C at a time.  For each incident it measures the time from just before
 its alert POST to the moment the fake Slack received the chat.postMessage for
 it, and prints p50/p90/p99/max, split at the moment the announcement row was
@@ -124,20 +124,25 @@ async def fire(base: str, path: str, n: int, concurrency: int, stamp: str, rate:
     return sent, failures
 
 
-def warm_up(base: str, path: str, stamp: str, fake: FakeSlack, timeout: float = 180) -> None:
-    """Open one incident and wait for its message: the workers' first tasks import and
-    load what they need (the embedding model), which no storm should be charged for."""
+def warm_up(base: str, path: str, stamp: str, fake: FakeSlack, count: int, timeout: float = 180) -> None:
+    """Open `count` incidents at once and wait for their messages: each worker process's
+    first settle loads the embedding model (seconds), which no measured incident should
+    be charged for.  Several at once, so that every prefork process gets one."""
     import httpx
 
-    response = httpx.post(base + path, content=alert_body(-1, f"{stamp}-warm-up"),
-                          headers={"Content-Type": "application/json"}, timeout=30)
-    number = response.json()["alerts"][0]["incident_number"]
+    numbers = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i in range(count):
+            response = client.post(path, content=alert_body(-1 - i, f"{stamp}-warm-up"),
+                                   headers={"Content-Type": "application/json"})
+            numbers.append(response.json()["alerts"][0]["incident_number"])
     deadline = time.monotonic() + timeout
-    while number not in fake.arrivals:
+    while not all(number in fake.arrivals for number in numbers):
         if time.monotonic() > deadline:
-            raise RuntimeError("the warm-up incident was not posted")
+            raise RuntimeError("the warm-up incidents were not posted")
         time.sleep(0.1)
-    fake.arrivals.pop(number)
+    for number in numbers:
+        fake.arrivals.pop(number)
 
 
 def purge_queues() -> None:
@@ -231,7 +236,7 @@ def main():
         ))
     try:
         wait_http(base + "/healthz")
-        warm_up(base, path, stamp, fake)
+        warm_up(base, path, stamp, fake, count=4 * args.worker_concurrency)
         started = time.perf_counter()
         sent, failures = asyncio.run(fire(base, path, args.n, args.c, stamp, args.rate))
         elapsed = time.perf_counter() - started
