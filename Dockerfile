@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
 COPY requirements/ requirements/
-RUN pip install --no-cache-dir -r requirements/base.txt
+# torch's CPU build (PyPI's Linux wheel is the CUDA one, several GB): docs/adr/0004.
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/base.txt
 
 COPY . .
 RUN useradd --system --uid 10001 app \

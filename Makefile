@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser manage bench-ingest bench-escalation bench-notify bench-classify bench-storm clean
+.PHONY: run test browser manage bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
 
 $(VENV)/.base: requirements/base.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -41,6 +41,9 @@ bench-classify: $(VENV)/.dev
 
 bench-ingest: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/ingest.py $(ARGS)
+
+bench-similarity: $(VENV)/.dev
+	$(PY) -m incident_manager.devstack exec $(PY) bench/similarity_eval.py $(ARGS)
 
 bench-storm: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/storm.py $(ARGS)

@@ -22,7 +22,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from apps.incidents.classification import Category, classify  # noqa: E402
+from apps.incidents.classification import Category, classify_builtin as classify  # noqa: E402
 from apps.incidents.models import Severity  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "labelled_alerts.json"

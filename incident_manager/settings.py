@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.integrations",
     "apps.schedules",
     "apps.escalation",
+    "apps.assist",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +141,7 @@ CELERY_TASK_ROUTES = {
 }
 # Synced into django-celery-beat's tables on start, where admins see and tune them.
 CELERY_BEAT_SCHEDULE = {
-    # New incidents whose settle task was lost (apps/incidents/settle.py).
+    # New incidents still settling 30 s after they opened: their task was lost (apps/incidents/settle.py).
     "settle-overdue-incidents": {"task": "apps.incidents.tasks.settle_overdue", "schedule": 5.0, "options": {"expires": 10}},
     "auto-resolve-stale-incidents": {"task": "apps.incidents.tasks.auto_resolve_stale", "schedule": 60.0},
     # Due escalation levels -> Notification rows (apps/escalation/engine.py).  A tick
@@ -149,6 +150,8 @@ CELERY_BEAT_SCHEDULE = {
     # Notifications whose next attempt is due (retries, and any whose task was lost).
     "deliver-due-notifications": {"task": "apps.integrations.tasks.deliver_due", "schedule": 1.0},
     "check-heartbeats": {"task": "apps.integrations.tasks.check_heartbeats", "schedule": 30.0},
+    # Summaries, embeddings and postmortem drafts the incident pages are missing.
+    "assist-sweep": {"task": "apps.assist.tasks.sweep", "schedule": 30.0, "options": {"expires": 25}},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/", include("apps.incidents.api_urls")),
     path("", include("apps.schedules.urls")),
     path("", include("apps.incidents.urls")),
+    path("", include("apps.assist.urls")),
 ]

@@ -11,6 +11,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
+from apps.incidents import classification_rules
 from apps.integrations.services import create_integration, ingestion_url
 from incident_manager.celery import app as celery_app
 
@@ -21,6 +22,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def load_fixture(name: str):
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_classification_rules():
+    """A test's ClassificationRules roll back with it; the process's compiled copy must go too."""
+    yield
+    classification_rules.forget()
 
 
 @pytest.fixture
@@ -37,6 +45,23 @@ def ingest_path(service):
         return urlsplit(ingestion_url(token, kind)).path
 
     return make
+
+
+@pytest.fixture
+def anthropic_api(settings):
+    """The real anthropic SDK against a local fake of api.anthropic.com (tests/fake_anthropic.py)."""
+    from django.core.cache import cache
+
+    from .fake_anthropic import FakeAnthropic
+
+    cache.clear()  # LLM answers are cached by fingerprint, and tests send the same alerts
+    fake = FakeAnthropic()
+    settings.ANTHROPIC_API_KEY = "sk-ant-test-key"
+    settings.ANTHROPIC_BASE_URL = fake.url
+    settings.LLM_TIMEOUT_SECONDS = 1.0
+    settings.LLM_MAX_RETRIES = 2
+    yield fake
+    fake.close()
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def tool_answer(answer: dict, input_tokens=420, output_tokens=60) -> dict:
+def tool_answer(answer: dict, input_tokens=420, output_tokens=60, name="record_classification") -> dict:
     return {
         "id": "msg_test",
         "type": "message",
         "role": "assistant",
         "model": "claude-haiku-4-5",
-        "content": [{"type": "tool_use", "id": "toolu_1", "name": "record_classification", "input": answer}],
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": name, "input": answer}],
         "stop_reason": "tool_use",
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},

@@ -8,6 +8,9 @@ from apps.incidents.models import Incident
 
 DATA = Path(__file__).parent / "data" / "labelled_alerts.json"
 
+# classify() reads the admins' rules (none here) from the database once per process.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.mark.parametrize(
     ("title", "labels", "category", "severity"),
@@ -43,7 +46,6 @@ def test_labelled_set_meets_the_targets():
     assert sum(r.severity == e["severity"] for r, e in results) / len(alerts) >= 0.85
 
 
-@pytest.mark.django_db
 def test_a_new_incident_carries_the_rules_verdict(client, ingest_path):
     body = {"title": "GPU temperature 91C on gpu-node-4", "labels": {"model": "llama-3-70b", "env": "prod"}}
     client.post(ingest_path("generic"), data=body, content_type="application/json")
@@ -52,7 +54,6 @@ def test_a_new_incident_carries_the_rules_verdict(client, ingest_path):
     assert (incident.llm_model, incident.environment) == ("llama-3-70b", "prod")
 
 
-@pytest.mark.django_db
 def test_the_detail_page_shows_the_verdict_and_says_rules_only(client, ingest_path, responder):
     body = {"title": "Hallucination rate 7% on claude-3-5-haiku"}
     client.post(ingest_path("generic"), data=body, content_type="application/json")

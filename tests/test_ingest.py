@@ -231,6 +231,17 @@ def test_a_group_of_hundreds_of_alerts_is_stored_whole(client, ingest_path):
     assert response.status_code == 202
     assert len(response.json()["alerts"]) == 300
     assert Incident.objects.count() == 300 and Alert.objects.count() == 300
+    # The 12 that Alertmanager's max_alerts left out are named where responders look.
+    assert Incident.objects.first().description.endswith(
+        "Alertmanager left 12 more alerts of this group out of its notification (max_alerts)."
+    )
+
+
+@pytest.mark.parametrize("value", [-1, "12", 1.5, True])
+def test_a_bad_truncated_alerts_count_is_a_400_naming_it(client, ingest_path, value):
+    response = post(client, ingest_path("alertmanager"), {**FIRING, "truncatedAlerts": value})
+    assert (response.status_code, response.json()["field"]) == (400, "truncatedAlerts")
+    assert not Alert.objects.exists()
 
 
 @pytest.mark.parametrize("path", ["/api/v1/heartbeat/s3cr3tTOKEN", "/ical/schedule/s3cr3tTOKEN.ics", "/ical/user/s3cr3tTOKEN.ics"])

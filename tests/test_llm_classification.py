@@ -9,7 +9,7 @@ from apps.incidents.models import Incident
 from apps.incidents.redaction import redact
 from apps.incidents.triage import second_opinion
 
-from .fake_anthropic import FakeAnthropic, error, tool_answer
+from .fake_anthropic import error, tool_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +23,6 @@ GOOD = {
 }
 # 420 input tokens at $1/M and 60 output tokens at $5/M
 ONE_CALL = Decimal("0.000720")
-
-
-@pytest.fixture
-def anthropic_api(settings):
-    from django.core.cache import cache
-
-    cache.clear()  # answers are cached by fingerprint, and every test sends the same alert
-    fake = FakeAnthropic()
-    settings.ANTHROPIC_API_KEY = "sk-ant-test-key"
-    settings.ANTHROPIC_BASE_URL = fake.url
-    settings.LLM_TIMEOUT_SECONDS = 1.0
-    settings.LLM_MAX_RETRIES = 2
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

@@ -15,7 +15,10 @@ from .models import EscalationPolicy, EscalationRule, EscalationState
 
 def policy_for(service_id: int, severity: str) -> EscalationPolicy | None:
     """The service's variant for `severity`, else its catch-all policy, else None."""
-    policies = list(EscalationPolicy.objects.filter(service_id=service_id).order_by("pk"))
+    return _choose(list(EscalationPolicy.objects.filter(service_id=service_id).order_by("pk")), severity)
+
+
+def _choose(policies: list[EscalationPolicy], severity: str) -> EscalationPolicy | None:
     for policy in policies:
         if severity in policy.severities:
             return policy
@@ -30,22 +33,36 @@ def first_delay(policy: EscalationPolicy) -> timedelta | None:
 
 def start(incident, *, now: datetime | None = None) -> EscalationState | None:
     """Start escalating a new incident, by its service's policy for its severity."""
+    return start_many([incident], now=now)[0]
+
+
+def start_many(incidents, *, now: datetime | None = None) -> list[EscalationState | None]:
+    """start() for the incidents a request opened, in three queries whatever their
+    number (ingest's hot path in an alert storm).  A second start for an incident
+    inserts nothing."""
     now = now or timezone.now()
-    policy = policy_for(incident.service_id, incident.severity)
-    if policy is None or (delay := first_delay(policy)) is None:
-        return None
-    # One INSERT, no savepoint (this runs on ingest's hot path); a second start()
-    # for the same incident inserts nothing.
-    state = EscalationState(incident_id=incident.pk, policy=policy, next_at=now + delay, started_at=now)
-    EscalationState.objects.bulk_create([state], ignore_conflicts=True)
-    return state
+    service_ids = {incident.service_id for incident in incidents}
+    policies = list(EscalationPolicy.objects.filter(service_id__in=service_ids).order_by("pk"))
+    delays = {}
+    for rule in EscalationRule.objects.filter(policy__in=policies).order_by("-position", "-pk").values("policy_id", "delay_minutes"):
+        delays[rule["policy_id"]] = timedelta(minutes=rule["delay_minutes"])  # the first rule's, last written
+    states = []
+    for incident in incidents:
+        policy = _choose([p for p in policies if p.service_id == incident.service_id], incident.severity)
+        if policy is None or policy.pk not in delays:
+            states.append(None)
+            continue
+        states.append(EscalationState(incident_id=incident.pk, policy=policy, next_at=now + delays[policy.pk], started_at=now))
+    # No savepoint: bulk_create with ignore_conflicts is one INSERT … ON CONFLICT DO NOTHING.
+    EscalationState.objects.bulk_create([s for s in states if s is not None], ignore_conflicts=True)
+    return states
 
 
 def stop(incident, *, now: datetime | None = None) -> None:
     """The incident was acknowledged or resolved: no further level fires.  An
     acknowledged incident whose policy has an ack timeout escalates again then."""
     now = now or timezone.now()
-    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    state = EscalationState.objects.select_for_update(of=("self",)).select_related("policy").filter(incident_id=incident.pk).first()
     if state is None:
         return
     if incident.status == "acknowledged":
@@ -62,7 +79,7 @@ def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
     """Escalate again from the first level (un-acknowledge, ack timeout), in a new
     cycle so that the new notifications do not collide with the earlier ones."""
     now = now or timezone.now()
-    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    state = EscalationState.objects.select_for_update(of=("self",)).select_related("policy").filter(incident_id=incident.pk).first()
     if state is None:
         return start(incident, now=now)
     delay = first_delay(state.policy)
@@ -76,6 +93,51 @@ def restart(incident, *, now: datetime | None = None) -> EscalationState | None:
     state.save(update_fields=["status", "level", "cycle", "repeats_done", "next_at", "updated_at"])
     return state
 
+
+def replan(incident, *, now: datetime | None = None) -> EscalationState | None:
+    """The incident's severity changed: escalate by the policy that severity selects.
+
+    Levels already paged in the current cycle are not paged again: the state keeps
+    its cycle and its progress (the count of levels fired) and only swaps the policy,
+    so the next level of the new policy is the first one nobody has heard from, due
+    after that level's own delay counted from now.  An upgrade of a level-0 incident
+    (nothing paged yet, e.g. deferred to business hours, or only a digest entry)
+    therefore pages at once on the new policy's channels; a downgrade never repeats
+    a page.  A new policy with fewer levels than were fired is exhausted; a digest
+    policy sends its one entry only if nothing was paged yet; no policy for the new
+    severity stops the timer.
+    An acknowledged incident only swaps the policy, for when it escalates again
+    (ack timeout, un-acknowledge).  An incident without a state starts one (the
+    caller decides whether it should page at all, e.g. not under a maintenance window).
+    """
+    now = now or timezone.now()
+    S = EscalationState.Status
+    state = EscalationState.objects.select_for_update().select_related("policy").filter(incident_id=incident.pk).first()
+    if state is None:
+        return start(incident, now=now)
+    policy = policy_for(incident.service_id, incident.severity)
+    if policy is not None and policy.pk == state.policy_id:
+        return state
+    if state.policy.digest_only:
+        fired = 0  # a digest entry paged nobody
+    else:
+        fired = state.level + 1 if state.status == S.EXHAUSTED else state.level
+    rules = list(EscalationRule.objects.filter(policy=policy).order_by("position", "pk")) if policy else []
+    if not rules:
+        state.status, state.next_at = S.STOPPED, None
+    elif state.status == S.ACKNOWLEDGED:
+        state.policy = policy  # someone is on it: the new policy applies when it escalates again
+    else:
+        state.policy = policy
+        if (policy.digest_only and fired > 0) or fired >= len(rules):
+            state.status, state.next_at = S.EXHAUSTED, None
+            state.level = min(fired, len(rules)) - 1 if fired else 0
+        else:
+            state.status = S.ACTIVE
+            state.level = fired
+            state.next_at = now + timedelta(minutes=rules[fired].delay_minutes)
+    state.save(update_fields=["policy", "status", "level", "next_at", "updated_at"])
+    return state
 
 
 def escalate_now(incident, *, now: datetime | None = None) -> EscalationState | None:

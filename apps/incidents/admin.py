@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Alert, GroupingRule, Incident, MaintenanceWindow, Service
+from .models import Alert, ClassificationRule, GroupingRule, Incident, MaintenanceWindow, Service
 
 
 class GroupingRuleInline(admin.TabularInline):
@@ -59,3 +59,18 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ClassificationRule)
+class ClassificationRuleAdmin(admin.ModelAdmin):
+    """Tried before the built-in rules on every new alert; a save takes effect within a second."""
+
+    list_display = ["name", "enabled", "order", "pattern", "label_name", "label_value", "source", "category", "severity", "confidence"]
+    list_editable = ["enabled", "order"]
+    list_filter = ["enabled", "category", "severity"]
+    search_fields = ["name", "pattern"]
+    fieldsets = [
+        (None, {"fields": ["name", "enabled", "order"]}),
+        ("Matches (all given must hold)", {"fields": ["pattern", "label_name", "label_value", "source"]}),
+        ("Sets (empty: the built-in rules decide)", {"fields": ["category", "severity", "environment", "model", "confidence"]}),
+    ]

@@ -34,6 +34,7 @@ from .serializers import (
     ReassignSerializer,
     ResolveSerializer,
     SplitSerializer,
+    SeveritySerializer,
 )
 
 ALERTS_SHOWN = 100
@@ -130,6 +131,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
             "reassign": ReassignSerializer,
             "merge": MergeSerializer,
             "split": SplitSerializer,
+            "severity": SeveritySerializer,
         }
         return by_action.get(self.action, IncidentDetailSerializer)
 
@@ -218,6 +220,18 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         response = self._detail(services.split(alert, actor=request_actor(request)))
         response.status_code = status.HTTP_201_CREATED
         return response
+
+
+    @extend_schema(
+        summary="Set the severity: escalation re-plans, and the LLM no longer changes it",
+        request=SeveritySerializer,
+        responses={**_changed, 400: OpenApiResponse(ErrorSerializer, description="Unknown severity.")},
+    )
+    @action(detail=True, methods=["post"])
+    def severity(self, request, pk=None):
+        incident = self.get_object()
+        severity = self._body()["severity"]
+        return self._detail(services.change_severity(incident, severity=severity, actor=request_actor(request)))
 
 
 class SchemaDocsView(SpectacularAPIView):

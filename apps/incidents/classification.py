@@ -4,6 +4,8 @@ It runs on every new incident, needs nothing outside this process, and is the
 answer whenever the LLM is not configured, unsure of itself, over budget or down.
 Rules, first match wins:
 
+0. The admins' own rules (ClassificationRule, apps/incidents/classification_rules.py):
+   what the first matching one sets wins; what it leaves empty, the rules below decide.
 1. An explicit `category` label.
 2. Keywords in the alert's name, title and description, most specific first
    (security before infrastructure before cost, quality, latency, errors,
@@ -16,6 +18,7 @@ Rules, first match wins:
 import re
 from dataclasses import dataclass
 
+from . import classification_rules
 from .events import normalise_severity
 from .models import Severity
 
@@ -51,6 +54,18 @@ class Classification:
     rationale: str
     model: str = ""
     environment: str = ""
+
+    def incident_fields(self, by: str = "rules") -> dict:
+        """This verdict as the Incident fields that hold it."""
+        return {
+            "category": self.category,
+            "llm_model": self.model[:100],
+            "environment": self.environment[:50],
+            "classified_severity": self.severity,
+            "classification_confidence": self.confidence,
+            "classification_rationale": self.rationale[:300],
+            "classified_by": by,
+        }
 
 
 def _words(*patterns: str) -> re.Pattern:
@@ -110,7 +125,28 @@ HOURS_LEFT = re.compile(r"(?:within|in|next)\s+" + _NUMBER + r"\s*(h|hours?|m|mi
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
-def classify(title: str, description: str = "", labels: dict[str, str] | None = None) -> Classification:
+def classify(
+    title: str, description: str = "", labels: dict[str, str] | None = None, source: str = ""
+) -> Classification:
+    """The admins' first matching rule over the built-in verdict."""
+    labels = labels or {}
+    verdict = classify_builtin(title, description, labels)
+    raw = " ".join([labels.get("alertname", ""), title, description])
+    rule = classification_rules.first_match((raw, _CAMEL.sub(" ", raw)), labels, source)
+    if rule is None:
+        return verdict
+    return Classification(
+        category=rule.category or verdict.category,
+        severity=rule.severity or verdict.severity,
+        confidence=rule.confidence,
+        rationale=f"admin rule '{rule.name}'"[:300],
+        model=(rule.model or verdict.model)[:100],
+        environment=(rule.environment or verdict.environment)[:50],
+    )
+
+
+def classify_builtin(title: str, description: str = "", labels: dict[str, str] | None = None) -> Classification:
+    """The built-in rules alone: pure, no database (bench/classify_eval.py measures these)."""
     labels = labels or {}
     # Alert names are CamelCase (KubeNodeNotReady): split them so that words match.
     text = _CAMEL.sub(" ", " ".join([labels.get("alertname", ""), title, description]))

@@ -18,16 +18,17 @@ from django.utils.module_loading import import_string
 
 from .models import EMBEDDING_DIMENSIONS
 
-# Numbers, ids and hex strings say which instance, not what is wrong: two alerts that
-# differ only in them describe the same problem.
-_VOLATILE = re.compile(r"\b(?:[0-9a-f]{8,}|\d+(?:\.\d+)?%?|[\w.-]*\d[\w.-]*)\b", re.IGNORECASE)
+# Numbers and hex ids say which instance, not what is wrong: "postgres-1" and
+# "postgres-2" have the same problem, but "postgres-1" and "elasticsearch-1" need not.
+_HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SPACE = re.compile(r"\s+")
 
 
 def normalise(title: str, description: str = "") -> str:
     """The text we embed: title and description, lower case, volatile tokens masked."""
     text = f"{title}. {description[:500]}" if description else title
-    return _SPACE.sub(" ", _VOLATILE.sub("#", text.lower())).strip()
+    return _SPACE.sub(" ", _NUMBER.sub("#", _HEX_ID.sub("#", text.lower()))).strip()
 
 
 class MiniLM:

@@ -33,18 +33,34 @@ def publish_incident_changed(incident_id: int, *, created: bool = False) -> None
     future.result(timeout=SEND_TIMEOUT)
 
 
-def publish_incident_changed_throttled(incident_id: int) -> None:
-    """For changes that come in floods (alert counts): at most one update per incident
-    per THROTTLE_SECONDS; the pages re-fetch the incident, so they miss nothing lasting
-    beyond that."""
-    if cache.add(f"live-throttle:{incident_id}", 1, timeout=THROTTLE_SECONDS):
-        publish_incident_changed(incident_id)
+def publish_incidents_changed(*, created: list[int], appended: list[int]) -> None:
+    """What one ingest request changed, in one hand-over to the publisher loop.
+
+    Appended alerts come in floods: at most one update per incident per
+    THROTTLE_SECONDS for those (the pages re-fetch the incident, so they miss nothing
+    lasting beyond that).  The throttle is two Redis round trips for the whole
+    request; two requests racing past it at once cost one extra update, no more."""
+    keys = {f"live-throttle:{pk}": pk for pk in appended}
+    recent = cache.get_many(list(keys))
+    due = [pk for key, pk in keys.items() if key not in recent]
+    if due:
+        cache.set_many({f"live-throttle:{pk}": 1 for pk in due}, timeout=THROTTLE_SECONDS)
+    # Nobody has the page of an incident that did not exist a moment ago: lists only.
+    sends = [([LIST_GROUP], {"type": "incident.changed", "id": pk, "created": True}) for pk in created]
+    sends += [([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False}) for pk in due]
+    if sends:
+        asyncio.run_coroutine_threadsafe(_send_all(sends), _publisher_loop()).result(timeout=SEND_TIMEOUT)
 
 
 async def _send(groups, message):
     layer = get_channel_layer()
     for group in groups:
         await layer.group_send(group, message)
+
+
+async def _send_all(sends):
+    for groups, message in sends:
+        await _send(groups, message)
 
 
 def _publisher_loop() -> asyncio.AbstractEventLoop:

@@ -80,20 +80,15 @@ def client() -> anthropic.Anthropic:
     )
 
 
-def classify(title: str, description: str, labels: dict[str, str], rules: Classification) -> tuple[Classification, Usage]:
-    prompt = PROMPT.format(
-        rules=f"{rules.category}/{rules.severity} ({rules.rationale})",
-        tool=TOOL_NAME,
-        title=redact(title),
-        description=redact(description)[:4000],
-        labels=redact(json.dumps(labels, sort_keys=True))[:2000],
-    )
+def ask(prompt: str, *, tool: str, description: str, schema: dict, max_tokens: int) -> tuple[dict, Usage]:
+    """One forced call of `tool`; its input, validated against `schema`.  The caller
+    redacts the prompt.  Also used by apps/assist (summaries, postmortem drafts)."""
     try:
         message = client().messages.create(
             model=settings.LLM_MODEL,
-            max_tokens=400,
-            tools=[{"name": TOOL_NAME, "description": "Record the alert's classification.", "input_schema": TOOL_SCHEMA}],
-            tool_choice={"type": "tool", "name": TOOL_NAME},
+            max_tokens=max_tokens,
+            tools=[{"name": tool, "description": description, "input_schema": schema}],
+            tool_choice={"type": "tool", "name": tool},
             messages=[{"role": "user", "content": prompt}],
         )
     # APIError: timeouts, connection errors, 4xx/5xx after the retries.  ValueError: a
@@ -103,9 +98,23 @@ def classify(title: str, description: str, labels: dict[str, str], rules: Classi
     usage = Usage(message.usage.input_tokens, message.usage.output_tokens)
     answer = next((block.input for block in message.content if block.type == "tool_use"), None)
     try:
-        jsonschema.validate(answer, TOOL_SCHEMA)
+        jsonschema.validate(answer, schema)
     except jsonschema.ValidationError as exc:
         raise LLMUnavailable(f"answer outside the schema: {exc.message}", usage) from None
+    return answer, usage
+
+
+def classify(title: str, description: str, labels: dict[str, str], rules: Classification) -> tuple[Classification, Usage]:
+    prompt = PROMPT.format(
+        rules=f"{rules.category}/{rules.severity} ({rules.rationale})",
+        tool=TOOL_NAME,
+        title=redact(title),
+        description=redact(description)[:4000],
+        labels=redact(json.dumps(labels, sort_keys=True))[:2000],
+    )
+    answer, usage = ask(
+        prompt, tool=TOOL_NAME, description="Record the alert's classification.", schema=TOOL_SCHEMA, max_tokens=400
+    )
     return (
         Classification(
             category=answer["category"],

@@ -1,7 +1,9 @@
 import hashlib
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Func, Q, Value
 from pgvector.django import HnswIndex, VectorField
@@ -175,6 +177,59 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.source}: {self.title}"
+
+
+def category_choices():
+    # Deferred: classification.py imports this module (for Severity).  Migrations
+    # refer to this function by name.
+    from .classification import Category
+
+    return Category.choices
+
+
+class ClassificationRule(models.Model):
+    """An admin's own classification rule, tried before the built-in ones
+    (apps/incidents/classification_rules.py); the first enabled match by order wins.
+    Its matchers must all hold; what it leaves empty the built-in rules decide."""
+
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0, help_text="Lower first.")
+    pattern = models.CharField(
+        max_length=300, blank=True,
+        help_text="Regular expression, case-insensitive, searched in the alert name, title and description.",
+    )
+    label_name = models.CharField(max_length=100, blank=True, help_text="With the value: the alert carries this label.")
+    label_value = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=100, blank=True, help_text="Only alerts of this source (alertmanager, grafana…).")
+    category = models.CharField(max_length=32, blank=True, choices=category_choices)
+    severity = models.CharField(max_length=16, blank=True, choices=Severity.choices)
+    environment = models.CharField(max_length=50, blank=True)
+    model = models.CharField("affected model", max_length=100, blank=True)
+    confidence = models.FloatField(default=0.9, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "pk"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                errors["pattern"] = f"Not a valid regular expression: {exc}."
+        if bool(self.label_name) != bool(self.label_value):
+            errors["label_value" if self.label_name else "label_name"] = "Give both the label's name and its value."
+        if not (self.pattern or self.label_name or self.source) and "pattern" not in errors:
+            errors["pattern"] = "Give at least one matcher: a pattern, a label and its value, or a source."
+        if not (self.category or self.severity or self.environment or self.model):
+            errors["category"] = "Set at least one of category, severity, environment or affected model."
+        if errors:
+            raise ValidationError(errors)
 
 
 class MaintenanceWindow(models.Model):

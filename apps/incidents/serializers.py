@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from apps.audit.models import AuditEntry
 
-from .models import Alert, Incident
+from .models import Alert, Incident, Severity
 from .services import NOTE_MAX_LENGTH
 
 
@@ -69,6 +69,10 @@ class ResolveSerializer(serializers.Serializer):
 class NoteSerializer(serializers.Serializer):
     # Blank passes here so that services.add_note stays the one judge of an empty note.
     text = serializers.CharField(allow_blank=True, max_length=NOTE_MAX_LENGTH)
+
+
+class SeveritySerializer(serializers.Serializer):
+    severity = serializers.ChoiceField(choices=Severity.choices)
 
 
 class ReassignSerializer(serializers.Serializer):

@@ -10,13 +10,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor, record
 from apps.integrations import outbox
 from apps.escalation import services as escalation
 
 from . import dedup, live
 from .classification import classify
-from .models import Alert, DedupReason, Incident, IncidentKey
+from .models import Alert, DedupReason, Incident, IncidentKey, Severity
 
 NOTE_MAX_LENGTH = 10_000
 
@@ -195,14 +196,12 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         if not Alert.objects.filter(incident=source).exclude(dedup_key=alert.dedup_key).exists():
             raise TransitionError(f"Every alert of incident #{source.number} has this key; there is nothing to split from.")
         times = [a.received_at for a in alerts.only("received_at")]
-        verdict = classify(alert.title, "", alert.labels)
+        verdict = classify(alert.title, "", alert.labels, source=alert.source)
         incident = Incident.objects.create(
             title=alert.title, severity=alert.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
             fingerprint=alert.fingerprint, labels=alert.labels, alert_count=len(times),
             first_alert_at=min(times), last_alert_at=max(times),
-            category=verdict.category, llm_model=verdict.model, environment=verdict.environment,
-            classified_severity=verdict.severity, classification_confidence=verdict.confidence,
-            classification_rationale=verdict.rationale[:300], classified_by="rules",
+            **verdict.incident_fields(),
         )
         alerts.update(incident=incident, dedup_reason=DedupReason.SPLIT,
                       dedup_detail=f"split out of #{source.number} by {actor.label}"[:300])
@@ -240,6 +239,40 @@ def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
                 "to": assignee.get_username(),
             },
         )
+        changed(incident)
+    return incident
+
+
+def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by: str = "person") -> Incident | None:
+    """Set the severity and re-plan escalation for it (escalation.services.replan).
+
+    `by` says who decided: "person" (through the portal or the API) or "llm".  The
+    LLM's opinion is advice a person can overrule: it changes nothing once a person
+    has set the severity, nor an incident someone has acknowledged (None then).  An
+    incident whose paging a maintenance window suppressed keeps not paging.
+    """
+    if severity not in Severity.values:
+        raise ValueError(f"Unknown severity {severity!r}.")
+    with transaction.atomic():
+        incident = _locked(incident)
+        if incident.status == Incident.Status.RESOLVED:
+            raise TransitionError(f"Incident #{incident.number} is resolved; its severity is final.")
+        changes = AuditEntry.objects.filter(incident=incident, verb="incident.severity_changed")
+        if by == "llm" and (incident.status != Incident.Status.TRIGGERED or changes.exclude(data__by="llm").exists()):
+            return None
+        if incident.severity == severity:
+            return incident
+        previous, incident.severity = incident.severity, severity
+        incident.save(update_fields=["severity", "updated_at"])
+        record(
+            "incident.severity_changed",
+            actor=actor,
+            incident=incident,
+            data={"from": previous, "to": severity, "by": by},
+        )
+        suppressed = AuditEntry.objects.filter(incident=incident, verb="incident.paging_suppressed").exists()
+        if not suppressed:
+            escalation.replan(incident)
         changed(incident)
     return incident
 

@@ -61,7 +61,7 @@ def _settle_one(incident_id: int, vector) -> str:
         service_id = Incident.objects.values_list("service_id", flat=True).get(pk=incident_id)
         keys = IncidentKey.objects.filter(incident_id=incident_id).values_list("key", flat=True)
         dedup.lock_keys(service_id, ["settle", *keys])
-        incident = Incident.objects.select_for_update().select_related("service").get(pk=incident_id)
+        incident = Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=incident_id)
         if not incident.settling:
             return "already settled"
         incident.settling = False
@@ -140,14 +140,15 @@ def _adopt_effects(cause: Incident) -> list[int]:
 
 def _cause(incident: Incident) -> Incident | None:
     """The earliest open incident of a service this one depends on (directly or not)
-    that began within the correlation window: the likely cause."""
+    that began within the correlation window before it, or since: the likely cause
+    (a cause is often alerted on a moment after its effects)."""
     dependencies = _graph(incident.service_id)
     if not dependencies:
         return None
     since = incident.created_at - timedelta(minutes=incident.service.correlation_minutes)
     return (
         Incident.objects.select_related("service")
-        .filter(service_id__in=dependencies, created_at__gte=since, created_at__lte=incident.created_at)
+        .filter(service_id__in=dependencies, created_at__gte=since)
         .exclude(status=Incident.Status.RESOLVED)
         .order_by("created_at", "pk")
         .first()
@@ -171,6 +172,6 @@ def _graph(service_id: int, *, reverse: bool = False) -> set[int]:
     return seen
 
 
-def overdue_ids(older_than_seconds: int = 5) -> list[int]:
+def overdue_ids(older_than_seconds: int = 30) -> list[int]:
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return list(Incident.objects.filter(settling=True, created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:200])

@@ -4,6 +4,10 @@ The rules' verdict stands unless every condition holds: an API key is set, the
 rules were unsure (confidence below LLM_CONFIDENCE_THRESHOLD), this month's LLM
 spend is under LLM_MONTHLY_BUDGET_USD, and the model answered within the schema.
 Answers are cached by fingerprint for an hour, so a flapping alert costs once.
+
+A verdict of another severity than the incident's changes it, and with it the
+escalation (services.change_severity: not over a person's choice, not once
+someone has acknowledged it).
 """
 
 import logging
@@ -15,13 +19,15 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.audit.services import SYSTEM, record
+from apps.audit.services import SYSTEM, Actor, record
 
-from . import llm
+from . import llm, services
 from .classification import Classification
 from .models import Incident
 
 log = logging.getLogger(__name__)
+
+ACTOR = Actor("llm")
 
 
 def month_spend():
@@ -64,20 +70,16 @@ def second_opinion(incident_id: int) -> str:
         except llm.LLMUnavailable as exc:
             log.warning("LLM classification of incident %s fell back to the rules: %s", incident.pk, exc)
             if exc.usage:
-                _charge(incident.pk, exc.usage)
+                charge(incident.pk, exc.usage)
             return f"fallback: {exc}"
         cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
     with transaction.atomic():
-        Incident.objects.filter(pk=incident.pk).update(
-            category=verdict.category,
-            classified_severity=verdict.severity,
-            llm_model=verdict.model[:100] or incident.llm_model,
-            environment=verdict.environment[:50] or incident.environment,
-            classification_confidence=verdict.confidence,
-            classification_rationale=verdict.rationale[:300],
-            classified_by="llm",
-        )
-        _charge(incident.pk, usage)
+        fields = verdict.incident_fields(by="llm")
+        # What the model could not tell, the rules may have: keep theirs.
+        fields["llm_model"] = fields["llm_model"] or incident.llm_model
+        fields["environment"] = fields["environment"] or incident.environment
+        Incident.objects.filter(pk=incident.pk).update(**fields)
+        charge(incident.pk, usage)
         record(
             "incident.classified",
             actor=SYSTEM,
@@ -89,10 +91,16 @@ def second_opinion(incident_id: int) -> str:
                 "cost_usd": str(usage.cost),
             },
         )
+        if verdict.severity != incident.severity and incident.is_open:
+            try:
+                services.change_severity(incident.pk, severity=verdict.severity, actor=ACTOR, by="llm")
+            except services.TransitionError:
+                pass  # resolved since we read it: nothing left to re-plan
     return "classified"
 
 
-def _charge(incident_id: int, usage: llm.Usage) -> None:
+def charge(incident_id: int, usage: llm.Usage) -> None:
+    """Add an LLM call's tokens and cost to the incident (what the budget sums)."""
     Incident.objects.filter(pk=incident_id).update(
         llm_input_tokens=F("llm_input_tokens") + usage.input_tokens,
         llm_output_tokens=F("llm_output_tokens") + usage.output_tokens,

@@ -15,4 +15,5 @@ urlpatterns = [
     path("incidents/<int:pk>/notes", views.incident_note, name="incident-note"),
     path("incidents/<int:pk>/merge", views.incident_merge, name="incident-merge"),
     path("incidents/<int:pk>/alerts/<int:alert_pk>/split", views.alert_split, name="alert-split"),
+    path("incidents/<int:pk>/severity", views.incident_severity, name="incident-severity"),
 ]

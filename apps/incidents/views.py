@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.urls import reverse
@@ -22,7 +23,7 @@ from apps.audit.services import Actor
 
 from . import selectors, services
 from .forms import IncidentFilterForm
-from .models import Alert, Incident
+from .models import Alert, Incident, Severity
 
 PAGE_SIZE = 50
 
@@ -81,6 +82,7 @@ def _detail_context(request, pk, error=None):
         "timeline": selectors.timeline(incident),
         "children": selectors.children(incident),
         "can_respond": roles.can_respond(request.user),
+        "severities": Severity.values,
         "error": error,
     }
 
@@ -139,6 +141,17 @@ def _refuse(request, pk, error):
         return render(request, "incidents/_detail.html", _detail_context(request, pk, error))
     messages.error(request, error)
     return redirect("portal:incident-detail", pk=pk)
+
+
+@require_POST
+@_allowed(roles.can_respond)
+def incident_severity(request, pk):
+    """A person sets the severity: escalation re-plans, and the LLM no longer overrides it."""
+    severity = request.POST.get("severity", "")
+    if severity not in Severity.values:
+        return HttpResponseBadRequest(f"severity: one of {', '.join(Severity.values)}")
+    change = partial(services.change_severity, severity=severity, by="person")
+    return _change(request, pk, change)
 
 
 def _change(request, pk, change, refused=(services.TransitionError,)):

@@ -256,12 +256,17 @@ def incident_changed(incident_id: int) -> None:
         update_slack_messages.delay(incident_id)
 
 
-def alerts_appended(incident_id: int) -> None:
-    """After more alerts joined an open incident: a thread reply, at most one per
-    incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since)."""
+def alerts_appended(incident_ids: list[int]) -> None:
+    """After more alerts joined open incidents: a thread reply, at most one per
+    incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since).
+    A few round trips per ingest request, whatever the number of incidents."""
     from .tasks import post_slack_followup  # tasks imports this module
 
-    if not cache.add(f"slack-followup:{incident_id}", 1, timeout=FOLLOWUP_THROTTLE_SECONDS):
+    keys = {f"slack-followup:{pk}": pk for pk in incident_ids}
+    waiting = cache.get_many(list(keys))  # in a storm, most are: one round trip skips them
+    due = [pk for key, pk in keys.items() if key not in waiting and cache.add(key, 1, timeout=FOLLOWUP_THROTTLE_SECONDS)]
+    if not due:
         return
-    if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
+    threads = SlackMessage.objects.filter(incident_id__in=due).exclude(ts="").values_list("incident_id", flat=True)
+    for incident_id in sorted(set(threads)):
         post_slack_followup.apply_async((incident_id,), countdown=FOLLOWUP_THROTTLE_SECONDS)

@@ -35,6 +35,11 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
     group_key = text(data, "groupKey", "groupKey", max_length=500)
     common = string_map(data.get("commonLabels"), "commonLabels")
     receiver = text(data, "receiver", "receiver")
+    truncated = data.get("truncatedAlerts", 0)
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+        raise PayloadError("truncatedAlerts", "must be a whole number of 0 or more")
+    # Alertmanager's max_alerts cut the group: say so where responders look.
+    left_out = f"Alertmanager left {truncated} more alert{'s' if truncated != 1 else ''} of this group out of its notification (max_alerts)." if truncated else ""
     events = []
     for i, alert in enumerate(alerts):
         where = f"alerts[{i}]"
@@ -58,7 +63,7 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
         events.append(
             AlertEvent(
                 title=title[:500],
-                description=annotations.get("description") or annotations.get("message", ""),
+                description="\n\n".join(filter(None, [annotations.get("description") or annotations.get("message", ""), left_out])),
                 status=status,
                 severity=normalise_severity(labels.get("severity") or common.get("severity")) or Severity.MEDIUM,
                 dedup_key=fingerprint or ours,

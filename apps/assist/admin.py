@@ -1,0 +1,50 @@
+from django.contrib import admin
+from django.db import transaction
+
+from . import tasks
+from .models import IncidentSummary, Postmortem, Runbook
+
+
+@admin.register(Runbook)
+class RunbookAdmin(admin.ModelAdmin):
+    list_display = ["title", "service", "tags", "updated_at", "embedded"]
+    list_filter = ["service"]
+    search_fields = ["title", "body"]
+
+    @admin.display(boolean=True, description="matched by meaning")
+    def embedded(self, runbook):
+        return runbook.embedding is not None
+
+    def save_model(self, request, obj, form, change):
+        # The embedding is computed in a worker (web processes never load the model):
+        # the old one no longer says what the runbook holds, and is cleared now.
+        obj.embedding = None
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(lambda: tasks.embed_runbook.delay(obj.pk), robust=True)
+
+
+@admin.register(IncidentSummary)
+class IncidentSummaryAdmin(admin.ModelAdmin):
+    list_display = ["incident", "alert_count", "generated_at"]
+    raw_id_fields = ["incident"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Postmortem)
+class PostmortemAdmin(admin.ModelAdmin):
+    """Read-only: edits go through the portal's page, which audits them."""
+
+    list_display = ["incident", "status", "drafted_by", "updated_by", "updated_at"]
+    list_filter = ["status", "drafted_by"]
+    raw_id_fields = ["incident"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
