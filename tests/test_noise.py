@@ -178,6 +178,16 @@ def test_a_service_threshold_of_1_turns_similarity_off(service):
     assert settle.settle([a.incident_id, b.incident_id]) == {a.incident_id: "announced", b.incident_id: "announced"}
 
 
+def test_one_settle_task_takes_the_others_waiting_in_a_storm(service):
+    results = [send(service, event(title, f"k{n}"))[0] for n, title in enumerate(
+        ["Disk almost full on postgres-1", "Checkout 5xx above 20%", "Token quota exhausted for gpt-main"])]
+
+    outcome = settle.settle([results[0].incident_id])
+
+    assert outcome == {r.incident_id: "announced" for r in results}
+    assert not Incident.objects.filter(settling=True).exists()
+
+
 def test_no_page_goes_out_while_an_incident_is_settling(service):
     team_member = MembershipFactory(team=service.team, user=UserFactory(username="oncall")).user
     presets.severity_matrix(service, [{"users": [team_member]}])
@@ -287,6 +297,23 @@ def test_merge_and_split_through_the_api(client, service, responder):
     [after] = send(service, event("Payment provider timeouts", "k2"))
     assert after.incident_id == new_id
     assert AuditEntry.objects.filter(incident_id=a.incident_id, verb="incident.split").exists()
+
+
+def test_a_split_alert_never_groups_back_into_the_incident_it_left(service, responder):
+    GroupingRule.objects.create(service=service, name="by alertname", group_by=["alertname"])
+    title = "5xx above 20% of requests"  # the same words: similarity alone would merge them
+    [a, b] = send(service, event(title, "checkout", alertname="HighErrorRate"), event(title, "payments", alertname="HighErrorRate"))
+    assert b.incident_id == a.incident_id  # grouped, wrongly as it turns out
+    settle.settle([a.incident_id])
+    split_off = services.split(b.alert_id, actor=Actor.of(responder))
+    services.resolve(split_off, actor=Actor.of(responder))
+
+    [again] = send(service, event(title, "payments", alertname="HighErrorRate"))
+    [other] = send(service, event(title, "search", alertname="HighErrorRate"))
+
+    assert again.action == "created" and again.incident_id not in (a.incident_id, split_off.pk)
+    assert other.incident_id == a.incident_id  # the rule still groups the rest
+    assert settle.settle([again.incident_id]) == {again.incident_id: "announced"}  # nor does similarity take it back
 
 
 def test_merge_and_split_refusals_are_4xx_naming_the_field(client, service, responder):

@@ -1,4 +1,6 @@
 from django.contrib import admin
+
+from incident_manager.readonly_admin import ReadOnlyModelAdmin
 from django.db import transaction
 
 from . import tasks
@@ -24,27 +26,15 @@ class RunbookAdmin(admin.ModelAdmin):
 
 
 @admin.register(IncidentSummary)
-class IncidentSummaryAdmin(admin.ModelAdmin):
+class IncidentSummaryAdmin(ReadOnlyModelAdmin):
     list_display = ["incident", "alert_count", "generated_at"]
     raw_id_fields = ["incident"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Postmortem)
-class PostmortemAdmin(admin.ModelAdmin):
+class PostmortemAdmin(ReadOnlyModelAdmin):
     """Read-only: edits go through the portal's page, which audits them."""
 
     list_display = ["incident", "status", "drafted_by", "updated_by", "updated_at"]
     list_filter = ["status", "drafted_by"]
     raw_id_fields = ["incident"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts import roles
+from apps.accounts.decorators import role_required
 from apps.audit.services import Actor
 from apps.incidents import selectors, triage
-from apps.incidents.views import _allowed  # the portal's sign-in-then-role check
 
 from . import postmortems, tasks
 from .forms import PostmortemForm
@@ -19,7 +19,7 @@ from .models import Postmortem, Runbook
 
 
 @require_http_methods(["GET", "POST"])
-@_allowed(roles.can_view)
+@role_required(roles.can_view)
 def postmortem(request, pk):
     incident = selectors.incident(pk)
     existing = Postmortem.objects.select_related("updated_by").filter(incident=incident).first()
@@ -50,7 +50,7 @@ def postmortem(request, pk):
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def postmortem_draft(request, pk):
     incident = selectors.incident(pk)
     try:
@@ -63,7 +63,7 @@ def postmortem_draft(request, pk):
 
 
 @require_GET
-@_allowed(roles.can_view)
+@role_required(roles.can_view)
 def postmortem_markdown(request, pk):
     postmortem = get_object_or_404(Postmortem.objects.select_related("incident", "updated_by"), incident_id=pk)
     response = HttpResponse(postmortems.to_markdown(postmortem), content_type="text/markdown; charset=utf-8")
@@ -72,6 +72,6 @@ def postmortem_markdown(request, pk):
 
 
 @require_GET
-@_allowed(roles.can_view)
+@role_required(roles.can_view)
 def runbook(request, pk):
     return render(request, "assist/runbook.html", {"runbook": get_object_or_404(Runbook.objects.defer("embedding"), pk=pk)})

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from incident_manager.readonly_admin import ReadOnlyModelAdmin
+
 from .models import EscalationPolicy, EscalationRule, EscalationState
 
 
@@ -21,15 +23,9 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(EscalationState)
-class EscalationStateAdmin(admin.ModelAdmin):
+class EscalationStateAdmin(ReadOnlyModelAdmin):
     """Read-only: the engine and the incident lifecycle move these."""
 
     list_display = ["incident", "policy", "status", "level", "cycle", "next_at"]
     list_filter = ["status"]
     raw_id_fields = ["incident"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from incident_manager.readonly_admin import ReadOnlyModelAdmin
+
 from .models import Alert, ClassificationRule, GroupingRule, Incident, MaintenanceWindow, Service
 
 
@@ -19,7 +21,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyModelAdmin):
     """Read-only: state changes go through the portal, the API or Slack, so that
     each one is audited (apps/incidents/services.py)."""
 
@@ -28,25 +30,13 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["title", "dedup_key"]
     exclude = ["embedding"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyModelAdmin):
     list_display = ["title", "status", "severity", "source", "incident", "dedup_reason", "received_at"]
     list_filter = ["source", "status", "severity", "dedup_reason"]
     search_fields = ["title", "dedup_key", "fingerprint"]
     raw_id_fields = ["incident"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(MaintenanceWindow)

@@ -49,16 +49,17 @@ class OpenRoute:
     last_alert_at: datetime
 
 
-def open_routes(service_id: int, keys, *, for_update: bool = False) -> dict[str, OpenRoute]:
+def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dict[str, OpenRoute], dict[str, set[int]]]:
     """The open incident of each key, with its row locked in id order (so that two
     requests cannot take two incidents in opposite orders): as an alert append
     locks it (FOR NO KEY UPDATE, which escalation's KEY SHARE does not wait for),
-    or FOR UPDATE where a lifecycle verb will follow."""
+    or FOR UPDATE where a lifecycle verb will follow.  Also returns, per key, the
+    open incidents it was split out of (which it must not join again)."""
     strength = "UPDATE" if for_update else "NO KEY UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT k.key, i.id, i.number, i.last_alert_at
+            SELECT k.key, k.kind, i.id, i.number, i.last_alert_at
               FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
              WHERE k.service_id = %s AND k.key = ANY(%s) AND i.status <> 'resolved'
              ORDER BY i.id
@@ -66,14 +67,21 @@ def open_routes(service_id: int, keys, *, for_update: bool = False) -> dict[str,
             """,
             [service_id, list(keys)],
         )
-        # A group key may route to an older, stale incident and a newer one: the newer wins.
-        return {key: OpenRoute(pk, number, last) for key, pk, number, last in cursor.fetchall()}
+        routes, apart = {}, {}
+        for key, kind, pk, number, last in cursor.fetchall():
+            if kind == IncidentKey.Kind.APART:
+                apart.setdefault(key, set()).add(pk)
+            else:
+                # A group key may route to an older, stale incident and a newer one: the newer wins.
+                routes[key] = OpenRoute(pk, number, last)
+        return routes, apart
 
 
 def open_route(service_id: int, key: str) -> IncidentKey | None:
     return (
         IncidentKey.objects.select_related("incident")
         .filter(service_id=service_id, key=key)
+        .exclude(kind=IncidentKey.Kind.APART)
         .exclude(incident__status="resolved")
         .order_by("-incident_id")
         .first()
@@ -81,4 +89,10 @@ def open_route(service_id: int, key: str) -> IncidentKey | None:
 
 
 def latest_route(service_id: int, key: str) -> IncidentKey | None:
-    return IncidentKey.objects.select_related("incident").filter(service_id=service_id, key=key).order_by("-incident_id").first()
+    return (
+        IncidentKey.objects.select_related("incident")
+        .filter(service_id=service_id, key=key)
+        .exclude(kind=IncidentKey.Kind.APART)
+        .order_by("-incident_id")
+        .first()
+    )

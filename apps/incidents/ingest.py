@@ -107,18 +107,21 @@ class _Target:
 def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> list[IngestResult]:
     if not events:
         return []
-    routes = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
+    routes, apart = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
     opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
     windows = maintenance.active_windows(service_id, at)
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
+        group = routes.get(gkey) if gkey else None
+        if group and group.last_alert_at < at - timedelta(minutes=rule.window_minutes):
+            group = None  # quiet for longer than the window: a new incident takes the group over
         if route is not None:
             targets.append(_Target(route.incident_id, route.number, DedupReason.DEDUP_KEY))
         elif event.dedup_key in opened:
             targets.append(_Target(None, None, DedupReason.DEDUP_KEY, new=opened[event.dedup_key]))
-        elif gkey and (group := routes.get(gkey)) and group.last_alert_at >= at - timedelta(minutes=rule.window_minutes):
+        elif group and group.incident_id not in apart.get(event.dedup_key, ()):
             targets.append(_Target(group.incident_id, group.number, DedupReason.GROUPING, _grouped(rule)))
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident_id=group.incident_id))
             routes[event.dedup_key] = group
@@ -132,7 +135,7 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
             opened[event.dedup_key] = incident
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
-            if gkey:
+            if gkey and not group:  # (an alert split out of the group's incident does not take the group over)
                 opened[gkey] = incident
                 new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
 

@@ -276,6 +276,9 @@ class IncidentKey(models.Model):
     class Kind(models.TextChoices):
         ALERT = "alert"
         GROUP = "group"
+        # Split out of this incident: the key never joins it again, by grouping or
+        # similarity, while it is open.
+        APART = "apart"
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=300)

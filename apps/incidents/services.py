@@ -208,6 +208,10 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         moved = IncidentKey.objects.filter(incident=source, key=alert.dedup_key).update(incident=incident, firing=True)
         if not moved:
             IncidentKey.objects.create(service_id=source.service_id, key=alert.dedup_key, incident=incident)
+        # ... and never comes back to `source` by grouping or similarity while it is open.
+        IncidentKey.objects.create(
+            service_id=source.service_id, key=alert.dedup_key, kind=IncidentKey.Kind.APART, incident=source, firing=False
+        )
         source.alert_count -= len(times)
         source.save(update_fields=["alert_count", "updated_at"])
         record("incident.split", actor=actor, incident=source, data={"alert": alert.pk, "to": incident.number, "alerts": len(times)})

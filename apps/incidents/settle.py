@@ -23,6 +23,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -40,18 +41,33 @@ ACTOR = Actor("similarity")
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 
 
+BATCH = 50  # incidents embedded together: ~3 ms each instead of ~14 ms one by one
+CLAIM_SECONDS = 60
+
+
 def settle(incident_ids: list[int]) -> dict[int, str]:
-    """Settle these incidents (those still settling); return what became of each."""
-    pending = list(Incident.objects.filter(pk__in=incident_ids, settling=True).order_by("pk"))
-    if not pending:
-        return {}
+    """Settle these incidents, and others still waiting (a storm queues one task per
+    request: whichever task runs first takes a batch); return what became of each.
+
+    Each incident is claimed in Redis while a task embeds it, so concurrent tasks
+    do not embed the same ones; correctness does not rest on the claim (each is
+    settled under its row lock, once), only the wasted work does."""
+    waiting = Incident.objects.filter(settling=True).exclude(pk__in=incident_ids).order_by("pk")
+    wanted = [*incident_ids, *waiting.values_list("pk", flat=True)[: max(0, BATCH - len(incident_ids))]]
+    claimed = [pk for pk in wanted if cache.add(f"settle-claim:{pk}", 1, timeout=CLAIM_SECONDS)]
     try:
-        vectors = embeddings.embed([embeddings.normalise(i.title, i.description) for i in pending])
-    except Exception:
-        # A broken model must not stop paging: settle without similarity.
-        log.exception("embedding failed; settling %d incidents without similarity", len(pending))
-        vectors = [None] * len(pending)
-    return {incident.pk: _settle_one(incident.pk, vector) for incident, vector in zip(pending, vectors)}
+        pending = list(Incident.objects.filter(pk__in=claimed, settling=True).order_by("pk"))
+        if not pending:
+            return {}
+        try:
+            vectors = embeddings.embed([embeddings.normalise(i.title, i.description) for i in pending])
+        except Exception:
+            # A broken model must not stop paging: settle without similarity.
+            log.exception("embedding failed; settling %d incidents without similarity", len(pending))
+            vectors = [None] * len(pending)
+        return {incident.pk: _settle_one(incident.pk, vector) for incident, vector in zip(pending, vectors)}
+    finally:
+        cache.delete_many([f"settle-claim:{pk}" for pk in claimed])
 
 
 def _settle_one(incident_id: int, vector) -> str:
@@ -97,6 +113,8 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
         Incident.objects.filter(service_id=incident.service_id, settling=False, embedding__isnull=False, severity__in=as_severe)
         .exclude(status=Incident.Status.RESOLVED)
         .exclude(pk=incident.pk)
+        # Not back into an incident a responder split one of its alerts out of.
+        .exclude(pk__in=IncidentKey.objects.filter(kind=IncidentKey.Kind.APART, key__in=incident.keys.values("key")).values("incident_id"))
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")
         .first()

@@ -5,20 +5,19 @@ htmx one (request.htmx), so the live updates in static/js/live.js re-fetch
 through these same permission-checked views.
 """
 
-from functools import partial, wraps
+from functools import partial
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.urls import reverse
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts import roles
+from apps.accounts.decorators import role_required
 from apps.audit.services import Actor
 
 from . import selectors, services
@@ -28,31 +27,8 @@ from .models import Alert, Incident, Severity
 PAGE_SIZE = 50
 
 
-def _allowed(check):
-    """Sign-in required, then 403 unless check(user): a signed-in user lacking a role
-    should be told so, not sent back to the login page."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if not request.user.is_authenticated:
-                if request.htmx:
-                    # A fragment asked for by a page whose session has ended: reload
-                    # that page (which then goes to the login form) rather than
-                    # swapping the login form into the middle of it.
-                    return HttpResponseClientRefresh()
-                return redirect_to_login(request.get_full_path())
-            if not check(request.user):
-                raise PermissionDenied
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
 @require_GET
-@_allowed(roles.can_view)
+@role_required(roles.can_view)
 @vary_on_headers("HX-Request")  # the same URL serves a page or a fragment: keep caches apart
 def incident_list(request):
     form = IncidentFilterForm(request.GET)
@@ -67,7 +43,7 @@ def incident_list(request):
 
 
 @require_GET
-@_allowed(roles.can_view)
+@role_required(roles.can_view)
 @vary_on_headers("HX-Request")
 def incident_detail(request, pk):
     context = _detail_context(request, pk)
@@ -88,25 +64,25 @@ def _detail_context(request, pk, error=None):
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_acknowledge(request, pk):
     return _change(request, pk, services.acknowledge)
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_unacknowledge(request, pk):
     return _change(request, pk, services.unacknowledge)
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_resolve(request, pk):
     return _change(request, pk, services.resolve)
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_note(request, pk):
     # add_note raises ValueError for an empty or overlong note.
     note = partial(services.add_note, text=request.POST.get("text", ""))
@@ -114,7 +90,7 @@ def incident_note(request, pk):
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_merge(request, pk):
     number = request.POST.get("into", "").strip().lstrip("#")
     into = Incident.objects.filter(number=number).first() if number.isdigit() else None
@@ -124,7 +100,7 @@ def incident_merge(request, pk):
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def alert_split(request, pk, alert_pk):
     alert = get_object_or_404(Alert, pk=alert_pk, incident_id=pk)
     try:
@@ -144,7 +120,7 @@ def _refuse(request, pk, error):
 
 
 @require_POST
-@_allowed(roles.can_respond)
+@role_required(roles.can_respond)
 def incident_severity(request, pk):
     """A person sets the severity: escalation re-plans, and the LLM no longer overrides it."""
     severity = request.POST.get("severity", "")

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
+from incident_manager.readonly_admin import ReadOnlyModelAdmin
+
 from .channels.webhook import new_secret
 from .models import (
     ContactMethod,
@@ -60,7 +62,7 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyModelAdmin):
     """Read-only: rows are written by escalation and delivery, never by hand."""
 
     list_display = ["id", "incident", "channel", "recipient", "target", "status", "attempts", "next_attempt_at",
@@ -74,14 +76,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
     short_error.short_description = "last error"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    deletable = False
 
 
 class SlackWorkspaceForm(forms.ModelForm):

@@ -1,10 +1,6 @@
 """Portal pages for on-call (who is on call now, a schedule's next two weeks, what a
 service's policy will do) and the secret-URL iCal feeds."""
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -12,6 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from apps.accounts import roles
+from apps.accounts.decorators import role_required
 from apps.escalation import selectors as escalation_selectors
 from apps.incidents.models import Service
 
@@ -19,19 +16,8 @@ from . import ical, selectors
 from .models import CalendarFeed, Schedule
 
 
-def _viewer(view):
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_view(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
 @require_GET
-@_viewer
+@role_required(roles.can_view)
 def on_call_now(request):
     feed, _ = CalendarFeed.objects.get_or_create(user=request.user)
     return render(
@@ -46,7 +32,7 @@ def on_call_now(request):
 
 
 @require_GET
-@_viewer
+@role_required(roles.can_view)
 def schedule_detail(request, pk):
     schedule = get_object_or_404(Schedule.objects.select_related("team"), pk=pk)
     return render(
@@ -61,7 +47,7 @@ def schedule_detail(request, pk):
 
 
 @require_GET
-@_viewer
+@role_required(roles.can_view)
 def service_paging(request, pk):
     service = get_object_or_404(Service.objects.select_related("team"), pk=pk)
     return render(
