@@ -248,8 +248,10 @@ def main():
                 seen, quiet_since = arrived, time.monotonic()
             time.sleep(0.05)
     finally:
+        # The main processes only: they stop their children after the tasks in hand
+        # (a signal to the whole group killed pool processes mid-task).
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()
         for proc in procs:
             try:
                 proc.wait(timeout=20)
