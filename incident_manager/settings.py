@@ -131,6 +131,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered, as acks are late
+# Delivery waits on Slack, Twilio, SMTP and webhooks, not on CPU: it has a queue of its
+# own, served by a worker with a thread pool (devstack, deploy/Procfile), so a burst of
+# messages neither waits behind nor holds up the CPU-bound tasks on the default queue.
+NOTIFY_QUEUE = "notify"
+CELERY_TASK_ROUTES = {
+    f"apps.integrations.tasks.{name}": {"queue": NOTIFY_QUEUE}
+    for name in ("deliver_notifications", "deliver_due", "update_slack_messages", "post_slack_followup")
+}
 # Synced into django-celery-beat's tables on start, where admins see and tune them.
 CELERY_BEAT_SCHEDULE = {
     # New incidents still settling 30 s after they opened: their task was lost (apps/incidents/settle.py).

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 
 from apps.incidents import classification_rules
 from apps.integrations.services import create_integration, ingestion_url
@@ -72,7 +73,9 @@ def responder(db, service):
 def celery_worker(transactional_db):
     """A real Celery worker (in a thread of this process) on the real Redis broker."""
     celery_app.control.purge()
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+    # Both queues, as `make run`'s two workers serve them (settings.CELERY_TASK_ROUTES).
+    queues = ["celery", settings.NOTIFY_QUEUE]
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=queues) as worker:
         yield worker
 
 

@@ -331,6 +331,58 @@ def test_voice_call_reads_the_incident_and_press_1_acknowledges(fake_twilio, ser
     assert incident.status == "acknowledged" and incident.acknowledged_by == user
 
 
+def twilio_callback(client, settings, path: str, form: dict, *, signature: str | None = None):
+    """POST as Twilio does: the form, signed over our public URL with the auth token."""
+    from twilio.request_validator import RequestValidator
+
+    if signature is None:
+        signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(settings.SITE_URL + path, form)
+    return client.post(path, form, HTTP_X_TWILIO_SIGNATURE=signature)
+
+
+@pytest.mark.django_db
+def test_twilio_status_callbacks_record_the_final_status_on_the_row_and_page(fake_twilio, service, client, settings):
+    from django.contrib.auth import get_user_model
+
+    user = UserFactory(username="sam")
+    ContactMethod.objects.create(user=user, kind="sms", address="+4915112345678")
+    incident = IncidentFactory(service=service)
+    text, call = notification(incident, "sms", recipient=user), notification(incident, "voice", recipient=user)
+    assert outbox.deliver(text.pk) == outbox.deliver(call.pk) == "delivered"
+    [sent] = fake_twilio.calls("Messages.json")
+    [placed] = fake_twilio.calls("Calls.json")
+    sms_path, call_path = f"/integrations/twilio/status/{text.pk}", f"/integrations/twilio/status/{call.pk}"
+    assert sent.data["StatusCallback"] == settings.SITE_URL + sms_path
+    assert placed.data["StatusCallback"] == settings.SITE_URL + call_path
+    sms_sid, call_sid = reload(text).external_id, reload(call).external_id
+    undelivered = {"MessageSid": sms_sid, "MessageStatus": "undelivered", "ErrorCode": "30003", "To": "+4915112345678"}
+
+    # A forged report is refused and changes nothing.
+    assert twilio_callback(client, settings, sms_path, undelivered, signature="forged").status_code == 403
+    assert reload(text).external_status == "" and reload(text).last_error == ""
+    # A step on the way (sent) is not a final status.
+    sent_report = {**undelivered, "MessageStatus": "sent"}
+    del sent_report["ErrorCode"]
+    assert twilio_callback(client, settings, sms_path, sent_report).status_code == 204
+    assert reload(text).external_status == ""
+    # Another message's SID for this row is refused.
+    assert twilio_callback(client, settings, sms_path, {**undelivered, "MessageSid": "SMother"}).status_code == 404
+
+    assert twilio_callback(client, settings, sms_path, undelivered).status_code == 204
+    assert twilio_callback(client, settings, sms_path, undelivered).status_code == 204  # Twilio retried: once
+    assert twilio_callback(client, settings, call_path, {"CallSid": call_sid, "CallStatus": "no-answer"}).status_code == 204
+
+    text, call = reload(text), reload(call)
+    assert (text.status, text.external_status, text.last_error) == ("delivered", "undelivered", "twilio: undelivered (error 30003)")
+    assert (call.external_status, call.last_error) == ("no-answer", "twilio: no-answer")
+    reports = AuditEntry.objects.filter(verb="notification.reported", incident=incident)
+    assert sorted(r.data["status"] for r in reports) == ["no-answer", "undelivered"]
+
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.org", "pw"))
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "<td>undelivered</td>" in page and "<td>no-answer</td>" in page and "error 30003" in page
+
+
 # ----- end to end, with the real worker -------------------------------------------------------
 
 
@@ -347,7 +399,8 @@ def test_a_new_incident_is_announced_on_slack_and_webhooks_by_the_worker(
     response = client.post(ingest_path(), body, content_type="application/json")
     assert response.status_code == 202
 
-    [post] = fake_slack.wait_for("chat.postMessage")
+    # The worker settles the incident first; its first settle loads the embedding model.
+    [post] = fake_slack.wait_for("chat.postMessage", timeout=60)
     [hooked] = fake_receiver.wait_for("hook")
     assert post.data["channel"] == "C0123INCID" and "Checkout is down" in post.data["text"]
     actions = [b for b in post.data["blocks"] if b["type"] == "actions"][0]["elements"]

@@ -6,17 +6,20 @@ and change nothing."""
 import hashlib
 import hmac
 import json
+import re
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import time_machine
+from django.core import signing
 
+from apps.audit.models import AuditEntry
 from apps.audit.services import Actor
 from apps.incidents import services
 from apps.incidents.models import Incident
-from apps.integrations import outbox
+from apps.integrations import outbox, slack_linking
 from apps.integrations.channels import slack
 from apps.integrations.models import ContactMethod, SlackMessage
 
@@ -200,6 +203,70 @@ def test_the_recorded_request_and_its_signature_verify(client, fake_slack):
     [ephemeral] = fake_slack.calls("chat.postEphemeral")
     assert ephemeral.data["user"] == "U0123ABCD45" and ephemeral.data["channel"] == "C0123INCID"
     assert "U0123ABCD45" in ephemeral.data["text"]
+
+
+def link_in(text: str) -> str:
+    """The path of the portal link in an ephemeral message (Slack mrkdwn: <url|label>)."""
+    match = re.search(r"<(https?://[^|>]+)\|", text)
+    assert match, text
+    return urlsplit(match.group(1)).path
+
+
+@pytest.mark.django_db
+def test_an_unlinked_user_follows_the_link_and_the_next_press_acknowledges(client, fake_slack, service, responder):
+    workspace()
+    incident = IncidentFactory(service=service)
+
+    assert press(client, block_actions(incident.pk)).status_code == 200
+    [ephemeral] = fake_slack.calls("chat.postEphemeral")
+    assert ephemeral.data["user"] == SLACK_USER and "/integrations/slack/link/" in ephemeral.data["text"]
+    path = link_in(ephemeral.data["text"])
+    incident.refresh_from_db()
+    assert incident.status == "triggered"
+
+    assert client.get(path).status_code == 302  # log in first
+    client.force_login(responder)
+    page = client.get(path).content.decode()
+    assert f"Link Slack user <code>{SLACK_USER}</code> of workspace Example Corp" in page and "rita" in page
+    assert not ContactMethod.objects.filter(address=SLACK_USER).exists()  # only the POST links
+
+    response = client.post(path)
+    assert response.status_code == 200 and "is now linked to you" in response.content.decode()
+    link = ContactMethod.objects.get(kind="slack", address=SLACK_USER)
+    assert link.user == responder and link.verified
+    audit = AuditEntry.objects.get(verb="contact.slack_linked")
+    assert audit.actor == responder and audit.data["slack_user"] == SLACK_USER and audit.data["workspace"] == TEAM_ID
+
+    assert press(client, block_actions(incident.pk)).status_code == 200
+    incident.refresh_from_db()
+    assert incident.status == "acknowledged" and incident.acknowledged_by == responder
+    assert len(fake_slack.calls("chat.postEphemeral")) == 1  # no second "who are you"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("forgery", ["tampered", "expired", "another user's id"])
+def test_a_tampered_or_expired_link_is_400_and_links_nobody(client, fake_slack, service, responder, forgery):
+    workspace()
+    incident = IncidentFactory(service=service)
+    press(client, block_actions(incident.pk))
+    path = link_in(fake_slack.calls("chat.postEphemeral")[0].data["text"])
+    client.force_login(responder)
+    token = path.rsplit("/", 1)[1]
+    if forgery == "tampered":
+        path = path[:-3] + ("xyz" if not path.endswith("xyz") else "abc")
+    elif forgery == "another user's id":
+        # A token naming someone else, signed with anything but our key.
+        forged = signing.dumps({"team": TEAM_ID, "user": "UOTHER"}, key="guessed", salt=slack_linking.SALT)
+        path = path.replace(token, forged)
+
+    with time_machine.travel(time.time() + (3601 if forgery == "expired" else 0)):
+        response = client.post(path)
+
+    assert response.status_code == 400
+    expected = "has expired" if forgery == "expired" else "is not valid"
+    assert expected in response.content.decode()
+    assert not ContactMethod.objects.filter(kind="slack").exists()
+    assert not AuditEntry.objects.filter(verb="contact.slack_linked").exists()
 
 
 @pytest.mark.django_db

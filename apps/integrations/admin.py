@@ -66,7 +66,7 @@ class NotificationAdmin(ReadOnlyModelAdmin):
     """Read-only: rows are written by escalation and delivery, never by hand."""
 
     list_display = ["id", "incident", "channel", "recipient", "target", "status", "attempts", "next_attempt_at",
-                    "delivered_at", "external_id", "short_error"]
+                    "delivered_at", "external_id", "external_status", "short_error"]
     list_filter = ["status", "channel"]
     search_fields = ["idempotency_key", "external_id", "incident__number"]
     list_select_related = ["incident", "recipient"]

@@ -96,6 +96,10 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     external_id = models.CharField(max_length=255, blank=True, help_text="Slack ts, Twilio SID, Message-ID…")
+    # What the provider reported after taking the message (Twilio's status callback).
+    external_status = models.CharField(
+        max_length=32, blank=True, help_text="The provider's final report: delivered, undelivered, failed, no-answer, busy…"
+    )
     fallback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks"
     )

@@ -1,4 +1,5 @@
-"""Outbound channels' callbacks: Slack interactivity and Twilio's voice gather."""
+"""Outbound channels' callbacks: Slack interactivity, Twilio's voice gather and its
+status callbacks."""
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -10,6 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from apps.audit.services import Actor
 from apps.incidents import services as incident_services
 
+from . import delivery_reports
 from .models import Notification
 from .slack_app import handler_for, team_id_of
 
@@ -25,16 +27,21 @@ def slack_events(request):
     return handler.handle(request)
 
 
+def _signed_by_twilio(request) -> bool:
+    """X-Twilio-Signature over our public URL and the posted form, with the auth token."""
+    if not settings.TWILIO_AUTH_TOKEN:
+        return False
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    url = settings.SITE_URL + request.get_full_path()
+    return validator.validate(url, request.POST.dict(), request.headers.get("X-Twilio-Signature", ""))
+
+
 @csrf_exempt
 @require_POST
 def twilio_gather(request, notification_id: int):
     """Twilio posts the digit pressed during a call; "1" acknowledges as the person called.
     The request must carry Twilio's signature (X-Twilio-Signature) over our URL and its form."""
-    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    url = settings.SITE_URL + request.get_full_path()
-    if not settings.TWILIO_AUTH_TOKEN or not validator.validate(
-        url, request.POST.dict(), request.headers.get("X-Twilio-Signature", "")
-    ):
+    if not _signed_by_twilio(request):
         return HttpResponse("invalid signature", status=403)
     notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
     response = VoiceResponse()
@@ -49,3 +56,19 @@ def twilio_gather(request, notification_id: int):
         except incident_services.TransitionError:
             response.say("The incident was already acknowledged or resolved. Goodbye.")
     return HttpResponse(str(response), content_type="application/xml")
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request, notification_id: int):
+    """Twilio's StatusCallback for an SMS (MessageStatus) or a call (CallStatus)."""
+    if not _signed_by_twilio(request):
+        return HttpResponse("invalid signature", status=403)
+    form = request.POST
+    sid = form.get("MessageSid") or form.get("CallSid", "")
+    status = form.get("MessageStatus") or form.get("CallStatus", "")
+    try:
+        delivery_reports.record_twilio_status(notification_id, sid, status, form.get("ErrorCode", ""))
+    except delivery_reports.UnknownMessage:
+        return HttpResponse("unknown message", status=404)
+    return HttpResponse(status=204)

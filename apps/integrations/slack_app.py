@@ -9,7 +9,8 @@ the secret that must then match.
 
 Buttons call the same service functions as the portal, as our user mapped from
 the Slack user (a ContactMethod of kind "slack", made once from users.info's
-e-mail when it matches an account).
+e-mail when it matches an account, or by the user following the signed link we
+send them ephemerally: slack_linking.py).
 """
 
 import json
@@ -31,6 +32,7 @@ from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.ingest import ingest
 from apps.incidents.models import Incident, Service
 
+from . import slack_linking
 from .channels import PermanentError, RetryableError, slack
 from .models import ContactMethod, SlackWorkspace
 
@@ -40,9 +42,8 @@ _handlers: dict[str, tuple[str, SlackRequestHandler]] = {}
 _lock = threading.Lock()
 
 LINK_HELP = (
-    "I don't know who you are in the incident manager yet. Ask an admin to add your Slack user id "
-    "`{user}` as a Slack contact method on your account, or use the same e-mail address in Slack "
-    "and in the incident manager."
+    "I don't know who you are in the incident manager yet. <{url}|Link your Slack user `{user}` to your "
+    "account> (log in, then confirm; the link works for an hour), then press the button again."
 )
 
 
@@ -134,7 +135,8 @@ def _responder(client, body):
     slack_user = body["user"]["id"]
     user = map_user(client, slack_user)
     if user is None:
-        _ephemeral(client, body, LINK_HELP.format(user=slack_user))
+        team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id")
+        _ephemeral(client, body, LINK_HELP.format(user=slack_user, url=slack_linking.link_url(team_id, slack_user)))
         return None
     if not roles.can_respond(user):
         _ephemeral(client, body, "You can view incidents but not change them (viewer role).")
@@ -214,7 +216,11 @@ def _command(ack, command, client):
 
 
 def _declare(client, command, args: str) -> None:
-    body = {"user": {"id": command.get("user_id")}, "channel": {"id": command.get("channel_id")}}
+    body = {
+        "user": {"id": command.get("user_id")},
+        "channel": {"id": command.get("channel_id")},
+        "team": {"id": command.get("team_id")},
+    }
     slug, _, title = args.partition(" ")
     service = Service.objects.filter(slug=slug).first()
     if service is None or not title.strip():

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import compat_views, outbound_views, views
+from . import compat_views, link_views, outbound_views, views
 
 urlpatterns = [
     path("api/v1/ingest/<str:token>/<str:kind>", views.ingest_alerts, name="ingest"),
@@ -15,5 +15,7 @@ urlpatterns = [
         name="opsgenie-action",
     ),
     path("integrations/slack/events", outbound_views.slack_events, name="slack-events"),
+    path("integrations/slack/link/<str:token>", link_views.slack_link, name="slack-link"),
     path("integrations/twilio/voice/<int:notification_id>/gather", outbound_views.twilio_gather, name="twilio-gather"),
+    path("integrations/twilio/status/<int:notification_id>", outbound_views.twilio_status, name="twilio-status"),
 ]

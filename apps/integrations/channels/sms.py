@@ -4,7 +4,7 @@ from django.conf import settings
 
 from .. import addresses
 from . import NoAddress
-from .twilio_client import call, client
+from .twilio_client import call, client, status_callback
 
 LIMIT = 160
 
@@ -32,5 +32,11 @@ def send(notification) -> str:
     to = to or addresses.contact(notification.recipient, "sms")
     if not to:
         raise NoAddress("no phone number for SMS")
-    message = call(client().messages.create, to=to, from_=settings.TWILIO_FROM, body=body(notification.incident))
+    message = call(
+        client().messages.create,
+        to=to,
+        from_=settings.TWILIO_FROM,
+        body=body(notification.incident),
+        status_callback=status_callback(notification),
+    )
     return message.sid

@@ -1,6 +1,7 @@
 """The twilio SDK's Client, with a base-URL override (TWILIO_API_BASE) for local fakes."""
 
 from django.conf import settings
+from django.urls import reverse
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -20,6 +21,11 @@ class _BaseUrlHttpClient(TwilioHttpClient):
         scheme, _, rest = url.partition("://")
         path = "/" + rest.partition("/")[2]
         return super().request(method, self.base + path, *args, **kwargs)
+
+
+def status_callback(notification) -> str:
+    """Where Twilio posts the message's or call's final status (delivery_reports.py)."""
+    return settings.SITE_URL + reverse("twilio-status", kwargs={"notification_id": notification.pk})
 
 
 def client() -> Client:

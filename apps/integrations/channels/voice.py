@@ -1,6 +1,7 @@
 """Voice calls through Twilio: the call reads the incident and takes "press 1 to
-acknowledge" (TwiML <Gather>); Twilio posts the digit to twilio_gather (views.py),
-which checks Twilio's request signature."""
+acknowledge" (TwiML <Gather>); Twilio posts the digit to twilio_gather
+(outbound_views.py), which checks Twilio's request signature, and the call's end to
+twilio_status."""
 
 from django.conf import settings
 from django.urls import reverse
@@ -8,7 +9,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from .. import addresses
 from . import NoAddress
-from .twilio_client import call, client
+from .twilio_client import call, client, status_callback
 
 
 def breaker_name(notification) -> str:
@@ -39,5 +40,11 @@ def send(notification) -> str:
     to = addresses.contact(notification.recipient, "voice") or addresses.contact(notification.recipient, "sms")
     if not to:
         raise NoAddress("no phone number for a call")
-    placed = call(client().calls.create, to=to, from_=settings.TWILIO_FROM, twiml=twiml(notification))
+    placed = call(
+        client().calls.create,
+        to=to,
+        from_=settings.TWILIO_FROM,
+        twiml=twiml(notification),
+        status_callback=status_callback(notification),  # Twilio posts the call's end (completed, busy, no-answer…)
+    )
     return placed.sid
