@@ -78,24 +78,26 @@ def settle(incident_ids: list[int]) -> dict[int, str]:
 
 
 def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "Dependencies") -> dict[int, str]:
-    """One transaction for a service's batch, in the lock order of ingest: keys (which
-    a merge moves) first, then incident rows; "settle" serialises the settling of a
-    service's incidents, so two similar ones cannot both stay open."""
+    """Each incident in a short transaction of its own, in the lock order of ingest:
+    its keys (which a merge moves) first, then its row.  "settle" serialises the
+    settling of a service's incidents, so two similar ones cannot both stay open.
+    (One transaction for the whole batch held its keys' locks for a second under
+    load, and new alerts of those keys waited that long: bench/ingest.py.)"""
     outcomes = {}
-    with transaction.atomic():
-        keys = IncidentKey.objects.filter(incident_id__in=list(vectors)).values_list("key", flat=True)
-        dedup.lock_keys(service_id, ["settle", *keys])
-        incidents = Incident.objects.select_for_update(of=("self",)).select_related("service").filter(pk__in=list(vectors))
-        for incident in incidents.order_by("pk"):
-            try:
-                with transaction.atomic():  # a savepoint: one broken incident must not hold the others
-                    outcomes[incident.pk] = _settle_one(incident, vectors[incident.pk], graph)
-            except Exception:
-                # Fail open: an incident we cannot compare still pages.
-                log.exception("settling incident %s failed; announcing it unchecked", incident.pk)
-                Incident.objects.filter(pk=incident.pk).update(settling=False)
-                outbox.announce(incident.pk, incident.service_id)
-                outcomes[incident.pk] = "announced unchecked"
+    for pk, vector in vectors.items():
+        try:
+            with transaction.atomic():
+                keys = IncidentKey.objects.filter(incident_id=pk).values_list("key", flat=True)
+                dedup.lock_keys(service_id, ["settle", *keys])
+                incident = Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=pk)
+                outcomes[pk] = _settle_one(incident, vector, graph)
+        except Exception:
+            # Fail open: an incident we cannot compare still pages.
+            log.exception("settling incident %s failed; announcing it unchecked", pk)
+            with transaction.atomic():
+                if Incident.objects.filter(pk=pk, settling=True).update(settling=False):
+                    outbox.announce(pk, service_id)
+            outcomes[pk] = "announced unchecked"
     return outcomes
 
 
