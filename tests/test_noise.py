@@ -173,9 +173,20 @@ def test_different_problems_and_less_severe_targets_are_not_merged(service):
 def test_a_service_threshold_of_1_turns_similarity_off(service):
     service.similarity_threshold = 1.0
     service.save()
+    WebhookEndpoint.objects.create(name="ops", url="http://127.0.0.1:9/hook", service=service)
     [a] = send(service, event("Disk almost full on postgres-1", "d1"))
     [b] = send(service, event("Disk almost full on postgres-1", "d2"))
-    assert settle.settle([a.incident_id, b.incident_id]) == {a.incident_id: "announced", b.incident_id: "announced"}
+    # Nothing to check before paging: neither waits for the worker; both are announced at once.
+    assert not Incident.objects.filter(settling=True).exists()
+    assert sorted(Notification.objects.values_list("incident_id", flat=True)) == [a.incident_id, b.incident_id]
+
+
+def test_with_similarity_off_a_dependency_still_makes_new_incidents_wait_for_the_check(service):
+    service.similarity_threshold = 1.0
+    service.save()
+    service.depends_on.add(ServiceFactory(name="Postgres", team=service.team))
+    [a] = send(service, event("Checkout 5xx above 20%", "c1"))
+    assert Incident.objects.get(pk=a.incident_id).settling
 
 
 def test_one_settle_task_takes_the_others_waiting_in_a_storm(service):

@@ -28,7 +28,7 @@ from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import dedup, live, maintenance, services, tasks
+from . import dedup, live, maintenance, services, settle, tasks
 from .classification import classify
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
@@ -112,6 +112,8 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
     windows = maintenance.active_windows(service_id, at)
+    # Without similarity or dependencies there is nothing to check before paging.
+    check_first = settle.needed(service_id)
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
         group = routes.get(gkey) if gkey else None
@@ -131,7 +133,8 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
             opened[event.dedup_key] = incident
         else:
-            incident = _new_incident(event, service_id, at, silenced=maintenance.first_match(windows, event.labels))
+            silenced = maintenance.first_match(windows, event.labels)
+            incident = _new_incident(event, service_id, at, settling=check_first and silenced is None)
             targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
             opened[event.dedup_key] = incident
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
@@ -167,7 +170,7 @@ def _grouped(rule) -> str:
     return f"grouping rule “{rule.name}”: same {', '.join(rule.group_by)} within {rule.window_minutes} min"
 
 
-def _new_incident(event: AlertEvent, service_id: int, at, *, silenced) -> Incident:
+def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> Incident:
     verdict = classify(event.title, event.description, event.labels, source=event.source)  # microseconds, no I/O
     return Incident(
         title=event.title,
@@ -181,8 +184,8 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, silenced) -> Incide
         first_alert_at=at,
         last_alert_at=at,
         **verdict.incident_fields(),
-        # Compared with open incidents by the worker before it may page; a silenced one never pages.
-        settling=silenced is None,
+        # Compared with open incidents by the worker before it may page (apps/incidents/settle.py).
+        settling=settling,
     )
 
 
@@ -245,6 +248,9 @@ def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Targe
     # The escalation timers start with the incidents, in their transaction; the engine
     # holds the first page until the worker has settled each one.
     escalation.start_many(paging, now=at)
+    for incident in paging:
+        if not incident.settling:  # nothing to settle: announced now, in this transaction
+            outbox.announce(incident.pk, incident.service_id)
 
 
 _ALERT_COLUMNS = (

@@ -25,6 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -122,6 +123,16 @@ def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
     outbox.announce(incident.pk, incident.service_id)
     adopted = _adopt_effects(incident, graph.dependents_of(incident.service_id))
     return f"announced; holds back {', '.join(f'#{n}' for n in adopted)}" if adopted else "announced"
+
+
+def needed(service_id: int) -> bool:
+    """Whether a new incident of this service has anything to be checked against: a
+    service with similarity off and no dependency either way is announced at once."""
+    limit = Service.objects.filter(pk=service_id).values_list("similarity_threshold", flat=True).first()
+    if (settings.SIMILARITY_THRESHOLD if limit is None else limit) < 1:
+        return True
+    links = Service.depends_on.through.objects
+    return links.filter(Q(from_service_id=service_id) | Q(to_service_id=service_id)).exists()
 
 
 def threshold(service: Service) -> float:
