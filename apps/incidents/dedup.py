@@ -47,6 +47,7 @@ class OpenRoute:
     incident_id: int
     number: int
     last_alert_at: datetime
+    firing: bool  # of the key: false once its sender has resolved it
 
 
 def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dict[str, OpenRoute], dict[str, set[int]]]:
@@ -59,7 +60,7 @@ def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dic
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT k.key, k.kind, i.id, i.number, i.last_alert_at
+            SELECT k.key, k.kind, k.firing, i.id, i.number, i.last_alert_at
               FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
              WHERE k.service_id = %s AND k.key = ANY(%s) AND i.status <> 'resolved'
              ORDER BY i.id
@@ -68,12 +69,12 @@ def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dic
             [service_id, list(keys)],
         )
         routes, apart = {}, {}
-        for key, kind, pk, number, last in cursor.fetchall():
+        for key, kind, firing, pk, number, last in cursor.fetchall():
             if kind == IncidentKey.Kind.APART:
                 apart.setdefault(key, set()).add(pk)
             else:
                 # A group key may route to an older, stale incident and a newer one: the newer wins.
-                routes[key] = OpenRoute(pk, number, last)
+                routes[key] = OpenRoute(pk, number, last, firing)
         return routes, apart
 
 

@@ -111,9 +111,8 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
     opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
-    windows = maintenance.active_windows(service_id, at)
-    # Without similarity or dependencies there is nothing to check before paging.
-    check_first = settle.needed(service_id)
+    windows = check_first = None  # read when this request first opens an incident (repeats need neither)
+    refire = []
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
         group = routes.get(gkey) if gkey else None
@@ -121,6 +120,8 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             group = None  # quiet for longer than the window: a new incident takes the group over
         if route is not None:
             targets.append(_Target(route.incident_id, route.number, DedupReason.DEDUP_KEY))
+            if not route.firing:
+                refire.append(event.dedup_key)
         elif event.dedup_key in opened:
             targets.append(_Target(None, None, DedupReason.DEDUP_KEY, new=opened[event.dedup_key]))
         elif group and group.incident_id not in apart.get(event.dedup_key, ()):
@@ -133,6 +134,10 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
             opened[event.dedup_key] = incident
         else:
+            if windows is None:
+                windows = maintenance.active_windows(service_id, at)
+                # Without similarity or dependencies there is nothing to check before paging.
+                check_first = settle.needed(service_id)
             silenced = maintenance.first_match(windows, event.labels)
             incident = _new_incident(event, service_id, at, settling=check_first and silenced is None)
             targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
@@ -143,17 +148,20 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
                 new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
 
     new_incidents = list({id(i): i for i in opened.values()}.values())
+    for t in targets:
+        if t.new is not None:
+            t.new.alert_count += 1
     Incident.objects.bulk_create(new_incidents)  # one INSERT, returning ids and numbers
     IncidentKey.objects.bulk_create(new_keys, ignore_conflicts=True)
     _append_counts(Counter(t.incident_id for t in targets if t.new is None), at)
-    _refire_keys(service_id, [e.dedup_key for e, t in zip(events, targets) if t.reason == DedupReason.DEDUP_KEY and t.new is None])
+    _refire_keys(service_id, refire)
 
     alerts = [
         _alert(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
         for event, t in zip(events, targets)
     ]
     _copy_alerts(alerts)
-    _opened(new_incidents, alerts, targets, actor=actor, windows=windows, at=at)
+    _opened(new_incidents, alerts, targets, actor=actor, windows=windows or [], at=at)
     return [
         IngestResult(
             alert.pk,
@@ -180,7 +188,7 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> 
         dedup_key=event.dedup_key,
         fingerprint=event.fingerprint,
         labels=event.labels,
-        alert_count=0,  # counted below with the other opening alerts
+        alert_count=0,  # counted with the other alerts that join it in this request
         first_alert_at=at,
         last_alert_at=at,
         **verdict.incident_fields(),
@@ -208,28 +216,21 @@ def _append_counts(counts: Counter, at) -> None:
 
 
 def _refire_keys(service_id: int, keys: list[str]) -> None:
-    """A key its sender had resolved fires again inside a still-open grouped incident."""
+    """Keys their sender had resolved fire again inside still-open grouped incidents."""
     if keys:
         IncidentKey.objects.filter(service_id=service_id, key__in=keys, firing=False).exclude(
-            incident__status=Incident.Status.RESOLVED
-        ).update(firing=True)
+            kind=IncidentKey.Kind.APART
+        ).exclude(incident__status=Incident.Status.RESOLVED).update(firing=True)
 
 
 def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Target], *, actor, windows, at) -> None:
-    """Opening alerts counted, audit entries, and the escalation timers of the new incidents."""
+    """Audit entries, and the escalation timers of the new incidents."""
     if not incidents:
         return
-    per_incident = Counter(t.new.pk for t in targets if t.new is not None)
     first_alert = {}
     for alert, t in zip(alerts, targets):
         if t.new is not None:
             first_alert.setdefault(t.new.pk, alert)
-    ids, ns = zip(*sorted(per_incident.items()))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE incidents_incident i SET alert_count = v.n FROM unnest(%s::bigint[], %s::int[]) AS v(id, n) WHERE i.id = v.id",
-            [list(ids), list(ns)],
-        )
     entries, paging = [], []
     for incident in incidents:
         alert = first_alert[incident.pk]
