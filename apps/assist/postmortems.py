@@ -7,7 +7,6 @@ template's only while nobody has edited the postmortem.  Every change is audited
 """
 
 import json
-import logging
 from datetime import UTC
 
 from django.db import transaction
@@ -20,8 +19,7 @@ from apps.incidents.redaction import redact
 from apps.incidents.selectors import timeline as audit_timeline
 
 from .models import Postmortem
-
-log = logging.getLogger(__name__)
+from .summaries import alert_lines
 
 ELIGIBLE_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
 SECTION_MAX_LENGTH = 20_000
@@ -110,18 +108,12 @@ def improve_with_llm(incident_id: int) -> str:
         tool=TOOL,
         facts=redact(_facts(incident)),
         timeline=redact(template_sections(incident)["timeline"])[:8000],
-        alerts="\n".join(
-            f"- {a.received_at.isoformat(timespec='seconds')} {a.status} {a.severity}: {redact(a.title)[:300]}"
-            for a in incident.alerts.order_by("-received_at", "-pk")[:20]
-        ),
+        alerts=alert_lines(incident.alerts.order_by("-received_at", "-pk")[:20]),
     )
     try:
         answer, usage = llm.ask(prompt, tool=TOOL, description="Record the postmortem draft.", schema=SCHEMA, max_tokens=2000)
     except llm.LLMUnavailable as exc:
-        log.warning("LLM postmortem of incident %s not written, the template draft stays: %s", incident_id, exc)
-        if exc.usage:
-            triage.charge(incident_id, exc.usage)
-        return f"fallback: {exc}"
+        return triage.fell_back(incident_id, exc, "Postmortem draft (the template draft stays)")
     with transaction.atomic():
         triage.charge(incident_id, usage)
         # Only if still untouched: a responder may have started editing meanwhile.

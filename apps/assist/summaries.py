@@ -8,7 +8,6 @@ added to the incident's LLM cost, which the budget sums.
 """
 
 import json
-import logging
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -21,8 +20,6 @@ from apps.incidents.models import Incident
 from apps.incidents.redaction import redact
 
 from .models import IncidentSummary
-
-log = logging.getLogger(__name__)
 
 SUMMARY_EVERY = timedelta(minutes=5)
 ALERTS_IN_PROMPT = 10
@@ -45,6 +42,13 @@ Labels: {labels}
 Latest alerts (newest first):
 {alerts}"""
 
+
+
+def alert_lines(alerts) -> str:
+    """Alerts as prompt lines, titles redacted (summaries and postmortem drafts)."""
+    return "\n".join(
+        f"- {a.received_at.isoformat(timespec='seconds')} {a.status} {a.severity}: {redact(a.title)[:300]}" for a in alerts
+    )
 
 def due(limit: int = 50) -> list[int]:
     """Open incidents with alerts their summary has not seen, not summarised lately."""
@@ -94,17 +98,12 @@ def _summarise(incident_id: int) -> str:
         last=incident.last_alert_at.isoformat(timespec="seconds"),
         description=redact(incident.description)[:2000],
         labels=redact(json.dumps(incident.labels, sort_keys=True))[:1000],
-        alerts="\n".join(
-            f"- {a.received_at.isoformat(timespec='seconds')} {a.status} {a.severity}: {redact(a.title)[:300]}" for a in alerts
-        ),
+        alerts=alert_lines(alerts),
     )
     try:
         answer, usage = llm.ask(prompt, tool=TOOL, description="Record the incident summary.", schema=SCHEMA, max_tokens=500)
     except llm.LLMUnavailable as exc:
-        log.warning("summary of incident %s not written: %s", incident_id, exc)
-        if exc.usage:
-            triage.charge(incident_id, exc.usage)
-        return f"fallback: {exc}"
+        return triage.fell_back(incident_id, exc, "Summary")
     with transaction.atomic():
         IncidentSummary.objects.update_or_create(
             incident_id=incident_id,

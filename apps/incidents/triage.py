@@ -68,10 +68,7 @@ def second_opinion(incident_id: int) -> str:
         try:
             verdict, usage = llm.classify(incident.title, incident.description, incident.labels, rules)
         except llm.LLMUnavailable as exc:
-            log.warning("LLM classification of incident %s fell back to the rules: %s", incident.pk, exc)
-            if exc.usage:
-                charge(incident.pk, exc.usage)
-            return f"fallback: {exc}"
+            return fell_back(incident.pk, exc, "LLM classification (the rules' verdict stays)")
         cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
     with transaction.atomic():
         fields = verdict.incident_fields(by="llm")
@@ -97,6 +94,15 @@ def second_opinion(incident_id: int) -> str:
             except services.TransitionError:
                 pass  # resolved since we read it: nothing left to re-plan
     return "classified"
+
+
+def fell_back(incident_id: int, exc: llm.LLMUnavailable, what: str) -> str:
+    """An LLM call that gave no usable answer: logged, and the tokens it did use (an
+    answer outside the schema) charged all the same; the caller keeps its fallback."""
+    log.warning("%s of incident %s: no LLM answer: %s", what, incident_id, exc)
+    if exc.usage:
+        charge(incident_id, exc.usage)
+    return f"fallback: {exc}"
 
 
 def charge(incident_id: int, usage: llm.Usage) -> None:
