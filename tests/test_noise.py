@@ -249,6 +249,7 @@ def test_an_effect_seen_before_its_cause_is_held_back_once_the_cause_opens(servi
     service.depends_on.add(database)
     person = MembershipFactory(team=service.team, user=UserFactory(username="pat")).user
     presets.severity_matrix(service, [{"users": [person]}, {"users": [person]}])
+    WebhookEndpoint.objects.create(name="ops", url="http://127.0.0.1:9/hook", service=service)
     [effect] = send(service, event("Checkout 5xx above 20%", "co-5xx", severity="critical"))
     assert settle.settle([effect.incident_id]) == {effect.incident_id: "announced"}
     engine.tick(now=timezone.now() + timedelta(seconds=1))
@@ -262,6 +263,13 @@ def test_an_effect_seen_before_its_cause_is_held_back_once_the_cause_opens(servi
     assert child.parent_id == cause.incident_id
     engine.tick(now=timezone.now() + timedelta(hours=1))
     assert Notification.objects.filter(incident_id=effect.incident_id).count() == paged  # no further level
+
+    # The cause resolves: the effect escalates again, and is not announced a second time.
+    WebhookEndpoint.objects.create(name="late", url="http://127.0.0.1:9/hook", service=service)
+    announced_before = Notification.objects.filter(incident_id=effect.incident_id, reason__announce__isnull=False).count()
+    services.resolve(cause.incident_id, actor=SYSTEM)
+    assert AuditEntry.objects.filter(incident_id=effect.incident_id, verb="incident.released").exists()
+    assert Notification.objects.filter(incident_id=effect.incident_id, reason__announce__isnull=False).count() == announced_before + 1
 
 
 def test_the_portal_shows_why_an_incident_is_not_paging(client, service, responder):

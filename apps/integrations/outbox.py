@@ -38,38 +38,32 @@ DUE_BATCH = 500
 
 def announce(incident_id: int, service_id: int, team_id: int | None = None) -> list[int]:
     """Write the rows that announce a new incident: one per Slack channel and per
-    webhook of its service (and team).  Call inside the incident's transaction."""
+    webhook of its service (and team).  Call inside the incident's transaction.
+
+    Targets it was already announced to are skipped: an incident held back by its
+    cause after being announced is announced again when released, to new targets only."""
+    slack = SlackChannelLink.objects.filter(service_id=service_id, is_active=True).values_list("pk", flat=True)
+    webhooks = WebhookEndpoint.objects.filter(
+        Q(service_id=service_id) | Q(service__isnull=True, team__services=service_id), is_active=True
+    ).values_list("pk", flat=True).distinct()
+    targets = [(Notification.Channel.SLACK, f"slack-channel:{pk}") for pk in slack]
+    targets += [(Notification.Channel.WEBHOOK, f"webhook:{pk}") for pk in webhooks]
+    if not targets:
+        return []
+    done = set(Notification.objects.filter(incident_id=incident_id, reason__has_key="announce").values_list("target", flat=True))
     rows = [
         Notification(
             incident_id=incident_id,
-            channel=Notification.Channel.SLACK,
-            target=f"slack-channel:{link_id}",
-            idempotency_key=f"incident:{incident_id}:announce:slack-channel:{link_id}",
+            channel=channel,
+            target=target,
+            idempotency_key=f"incident:{incident_id}:announce:{target}",
             reason={"announce": "incident opened"},
             next_attempt_at=timezone.now(),
         )
-        for link_id in SlackChannelLink.objects.filter(service_id=service_id, is_active=True).values_list(
-            "pk", flat=True
-        )
+        for channel, target in targets
+        if target not in done
     ]
-    endpoints = WebhookEndpoint.objects.filter(
-        Q(service_id=service_id) | Q(service__isnull=True, team__services=service_id), is_active=True
-    )
-    rows += [
-        Notification(
-            incident_id=incident_id,
-            channel=Notification.Channel.WEBHOOK,
-            target=f"webhook:{endpoint_id}",
-            idempotency_key=f"incident:{incident_id}:announce:webhook:{endpoint_id}",
-            reason={"announce": "incident opened"},
-            next_attempt_at=timezone.now(),
-        )
-        for endpoint_id in endpoints.values_list("pk", flat=True).distinct()
-    ]
-    if not rows:
-        return []
-    created = Notification.objects.bulk_create(rows, ignore_conflicts=False)
-    ids = [n.pk for n in created]
+    ids = [n.pk for n in Notification.objects.bulk_create(rows)]
     enqueue(ids)
     return ids
 
