@@ -199,7 +199,6 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> 
 
 def _append_counts(counts: Counter, at) -> None:
     """alert_count and last_alert_at of existing incidents, in one UPDATE."""
-    counts.pop(None, None)
     if not counts:
         return
     ids, ns = zip(*sorted(counts.items()))
