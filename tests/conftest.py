@@ -11,8 +11,8 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
-from apps.incidents import classification_rules
 from apps.integrations.services import create_integration, ingestion_url
+from incident_manager import versioned_copy
 from incident_manager.celery import app as celery_app
 
 from .factories import MembershipFactory, ServiceFactory, UserFactory
@@ -25,10 +25,10 @@ def load_fixture(name: str):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_classification_rules():
-    """A test's ClassificationRules roll back with it; the process's compiled copy must go too."""
+def _fresh_versioned_copies():
+    """A test's rows roll back with it; the process's copies of them (versioned_copy) must go too."""
     yield
-    classification_rules.forget()
+    versioned_copy.forget_all()
 
 
 @pytest.fixture

@@ -80,12 +80,12 @@ def test_source_and_camel_case_alert_names_match():
 def test_a_save_bumps_the_shared_version_once_committed(django_capture_on_commit_callbacks):
     """Other processes compare this version with theirs (at most once a second) and reload."""
     classify("warm the per-process copy")
-    before = cache.get(classification_rules.VERSION_KEY)
+    before = cache.get(classification_rules.rules.version_key)
     with django_capture_on_commit_callbacks(execute=True):
         rule = ClassificationRule.objects.create(name="cost", pattern="spend", category="cost")
-        assert cache.get(classification_rules.VERSION_KEY) == before  # not before the commit
-    after_save = cache.get(classification_rules.VERSION_KEY)
+        assert cache.get(classification_rules.rules.version_key) == before  # not before the commit
+    after_save = cache.get(classification_rules.rules.version_key)
     assert after_save != before
     with django_capture_on_commit_callbacks(execute=True):
         rule.delete()
-    assert cache.get(classification_rules.VERSION_KEY) not in (before, after_save)
+    assert cache.get(classification_rules.rules.version_key) not in (before, after_save)

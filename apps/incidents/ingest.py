@@ -20,7 +20,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -28,7 +27,7 @@ from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import dedup, live, maintenance, services, settle, tasks
+from . import dedup, live, maintenance, service_settings, services, tasks
 from .classification import classify
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
@@ -59,13 +58,15 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
     Firing events are folded in first, then resolve/acknowledge events in the
     order sent (a sender never fires and resolves one key in one request)."""
     now = timezone.now()
-    rules = dedup.grouping_rules(service_id)
-    group_of = {i: dedup.group_key(rules, e.labels) for i, e in enumerate(events) if e.status == Alert.Status.FIRING}
+    config = service_settings.for_service(service_id)
+    group_of = {
+        i: dedup.group_key(config.grouping_rules, e.labels) for i, e in enumerate(events) if e.status == Alert.Status.FIRING
+    }
     results: list[IngestResult | None] = [None] * len(events)
     with transaction.atomic():
         dedup.lock_keys(service_id, [e.dedup_key for e in events] + [key for key, _ in group_of.values() if key])
         firing = [i for i in range(len(events)) if i in group_of]
-        for i, result in zip(firing, _fold_firing([events[i] for i in firing], [group_of[i] for i in firing],
+        for i, result in zip(firing, _fold_firing([events[i] for i in firing], [group_of[i] for i in firing], config,
                                                   service_id=service_id, integration_id=integration_id, actor=actor, at=now)):
             results[i] = result
         if transitions := [e.dedup_key for i, e in enumerate(events) if results[i] is None]:
@@ -104,14 +105,14 @@ class _Target:
     new: "Incident | None" = None
 
 
-def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> list[IngestResult]:
+def _fold_firing(events, groups, config, *, service_id, integration_id, actor, at) -> list[IngestResult]:
     if not events:
         return []
     routes, apart = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
     opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
-    windows = check_first = None  # read when this request first opens an incident (repeats need neither)
+    windows = None  # picked when this request first opens an incident (repeats need none)
     refire = []
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
@@ -135,11 +136,10 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             opened[event.dedup_key] = incident
         else:
             if windows is None:
-                windows = maintenance.active_windows(service_id, at)
-                # Without similarity or dependencies there is nothing to check before paging.
-                check_first = settle.needed(service_id)
+                windows = config.windows_at(at)
             silenced = maintenance.first_match(windows, event.labels)
-            incident = _new_incident(event, service_id, at, settling=check_first and silenced is None)
+            # Without similarity or dependencies there is nothing to check before paging.
+            incident = _new_incident(event, service_id, at, settling=config.settle_first and silenced is None)
             targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
             opened[event.dedup_key] = incident
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
@@ -153,24 +153,26 @@ def _fold_firing(events, groups, *, service_id, integration_id, actor, at) -> li
             t.new.alert_count += 1
     Incident.objects.bulk_create(new_incidents)  # one INSERT, returning ids and numbers
     IncidentKey.objects.bulk_create(new_keys, ignore_conflicts=True)
-    _append_counts(Counter(t.incident_id for t in targets if t.new is None), at)
     _refire_keys(service_id, refire)
 
-    alerts = [
-        _alert(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
-        for event, t in zip(events, targets)
-    ]
-    _copy_alerts(alerts)
-    _opened(new_incidents, alerts, targets, actor=actor, windows=windows or [], at=at)
+    alert_ids = _store_alerts(
+        [
+            _alert_row(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
+            for event, t in zip(events, targets)
+        ],
+        Counter(t.incident_id for t in targets if t.new is None),
+        at,
+    )
+    _opened(new_incidents, events, alert_ids, targets, actor=actor, windows=windows or [], at=at)
     return [
         IngestResult(
-            alert.pk,
+            alert_id,
             t.new.pk if t.new else t.incident_id,
             t.new.number if t.new else t.number,
             t.reason != DedupReason.OPENED,
             "created" if t.reason == DedupReason.OPENED else "appended",
         )
-        for alert, t in zip(alerts, targets)
+        for alert_id, t in zip(alert_ids, targets)
     ]
 
 
@@ -197,23 +199,6 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> 
     )
 
 
-def _append_counts(counts: Counter, at) -> None:
-    """alert_count and last_alert_at of existing incidents, in one UPDATE."""
-    if not counts:
-        return
-    ids, ns = zip(*sorted(counts.items()))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE incidents_incident i
-               SET alert_count = i.alert_count + v.n, last_alert_at = GREATEST(i.last_alert_at, %s), updated_at = %s
-              FROM unnest(%s::bigint[], %s::int[]) AS v(id, n)
-             WHERE i.id = v.id
-            """,
-            [at, at, list(ids), list(ns)],
-        )
-
-
 def _refire_keys(service_id: int, keys: list[str]) -> None:
     """Keys their sender had resolved fire again inside still-open grouped incidents."""
     if keys:
@@ -222,20 +207,20 @@ def _refire_keys(service_id: int, keys: list[str]) -> None:
         ).exclude(incident__status=Incident.Status.RESOLVED).update(firing=True)
 
 
-def _opened(incidents: list[Incident], alerts: list[Alert], targets: list[_Target], *, actor, windows, at) -> None:
+def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target], *, actor, windows, at) -> None:
     """Audit entries, and the escalation timers of the new incidents."""
     if not incidents:
         return
     first_alert = {}
-    for alert, t in zip(alerts, targets):
+    for event, alert_id, t in zip(events, alert_ids, targets):
         if t.new is not None:
-            first_alert.setdefault(t.new.pk, alert)
+            first_alert.setdefault(t.new.pk, (alert_id, event.dedup_key))
     entries, paging = [], []
     for incident in incidents:
-        alert = first_alert[incident.pk]
+        alert_id, dedup_key = first_alert[incident.pk]
         entries.append(
             entry("incident.triggered", actor=actor, incident=incident,
-                  data={"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": incident.severity})
+                  data={"alert": alert_id, "dedup_key": dedup_key, "severity": incident.severity})
         )
         if window := maintenance.first_match(windows, incident.labels):
             entries.append(
@@ -259,43 +244,42 @@ _ALERT_COLUMNS = (
 )
 
 
-def _copy_alerts(alerts: list[Alert]) -> None:
-    """Store the alerts with COPY, PostgreSQL's fastest way in (DESIGN.md measured ~45,000
-    rows/s); COPY returns nothing, so their ids are drawn from the sequence first."""
+def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> tuple:
+    """An Alert's values in _ALERT_COLUMNS order, less the id (plain tuples: a storm's
+    alerts are never model instances, which cost more to build than to store)."""
+    return (
+        incident_id, integration_id, event.source, event.status, event.title, event.severity, event.dedup_key,
+        event.fingerprint, event.group_key, Jsonb(event.labels), Jsonb(event.payload), reason != DedupReason.OPENED,
+        reason, detail[:300], event.starts_at, at,
+    )
+
+
+def _store_alerts(rows: list[tuple], counts: Counter, at) -> list[int]:
+    """Store the alerts, and add them to the alert_count and last_alert_at of the
+    existing incidents they joined (`counts`); returns their ids.
+
+    COPY is PostgreSQL's fastest way in (DESIGN.md measured ~45,000 rows/s) but returns
+    nothing, so the ids are drawn from the sequence first, by the same statement that
+    updates the counts (its data-modifying WITH runs whether or not it is read)."""
+    ids, ns = zip(*sorted(counts.items())) if counts else ((), ())
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) FROM generate_series(1, %s)", [len(alerts)]
+            """
+            WITH counted AS (
+                UPDATE incidents_incident i
+                   SET alert_count = i.alert_count + v.n, last_alert_at = GREATEST(i.last_alert_at, %s), updated_at = %s
+                  FROM unnest(%s::bigint[], %s::int[]) AS v(id, n)
+                 WHERE i.id = v.id
+            )
+            SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) FROM generate_series(1, %s)
+            """,
+            [at, at, list(ids), list(ns), len(rows)],
         )
-        for alert, (pk,) in zip(alerts, cursor.fetchall()):
-            alert.pk = pk
+        alert_ids = [pk for (pk,) in cursor.fetchall()]
         with cursor.cursor.copy(f"COPY incidents_alert ({', '.join(_ALERT_COLUMNS)}) FROM STDIN") as copy:
-            for a in alerts:
-                copy.write_row((
-                    a.pk, a.incident_id, a.integration_id, a.source, a.status, a.title, a.severity, a.dedup_key,
-                    a.fingerprint, a.group_key, Jsonb(a.labels), Jsonb(a.payload), a.deduplicated, a.dedup_reason,
-                    a.dedup_detail, a.starts_at, a.received_at,
-                ))
-
-
-def _alert(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> Alert:
-    return Alert(
-        incident_id=incident_id,
-        integration_id=integration_id,
-        source=event.source,
-        status=event.status,
-        title=event.title,
-        severity=event.severity,
-        dedup_key=event.dedup_key,
-        fingerprint=event.fingerprint,
-        group_key=event.group_key,
-        labels=event.labels,
-        payload=event.payload,
-        deduplicated=reason != DedupReason.OPENED,
-        dedup_reason=reason,
-        dedup_detail=detail[:300],
-        starts_at=event.starts_at,
-        received_at=at,
-    )
+            for pk, row in zip(alert_ids, rows):
+                copy.write_row((pk, *row))
+    return alert_ids
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
@@ -306,19 +290,20 @@ def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
     incident = route and Incident.objects.select_for_update().get(pk=route.incident_id)
     # The alert is kept in any case, on the open incident of the key or else the latest one.
     target = incident or getattr(dedup.latest_route(service_id, event.dedup_key), "incident", None)
-    if target is not None:
-        Incident.objects.filter(pk=target.pk).update(alert_count=F("alert_count") + 1, last_alert_at=at)
-    alert = _alert(event, target and target.pk, integration_id, DedupReason.DEDUP_KEY, "", at)
-    alert.save()
+    (alert_id,) = _store_alerts(
+        [_alert_row(event, target and target.pk, integration_id, DedupReason.DEDUP_KEY, "", at)],
+        Counter([target.pk] if target else []),
+        at,
+    )
     acknowledging = event.status == Alert.Status.ACKNOWLEDGED
     if incident is None or (acknowledging and incident.status != Incident.Status.TRIGGERED):
         # Nothing to change: never seen, already resolved, or already acknowledged.
-        return IngestResult(alert.pk, target and target.pk, target and target.number, target is not None, "ignored")
+        return IngestResult(alert_id, target and target.pk, target and target.number, target is not None, "ignored")
     if acknowledging:
         services.acknowledge(incident, actor=actor)
-        return IngestResult(alert.pk, incident.pk, incident.number, True, "acknowledged")
+        return IngestResult(alert_id, incident.pk, incident.number, True, "acknowledged")
     IncidentKey.objects.filter(pk=route.pk).update(firing=False)
     if incident.keys.filter(kind=IncidentKey.Kind.ALERT, firing=True).exists():
-        return IngestResult(alert.pk, incident.pk, incident.number, True, "alert_resolved")
+        return IngestResult(alert_id, incident.pk, incident.number, True, "alert_resolved")
     services.resolve(incident, actor=actor, reason="resolved by the sender")
-    return IngestResult(alert.pk, incident.pk, incident.number, True, "resolved")
+    return IngestResult(alert_id, incident.pk, incident.number, True, "resolved")

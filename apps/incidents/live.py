@@ -5,11 +5,15 @@ web or Celery worker, reaches the websocket consumers in the ASGI process.
 """
 
 import asyncio
+import logging
 import os
 import threading
 
 from channels.layers import get_channel_layer
-from django.core.cache import cache
+
+from . import throttle
+
+log = logging.getLogger(__name__)
 
 LIST_GROUP = "incidents"
 # A storm of repeats of one alert updates its incident's pages at most this often.
@@ -38,18 +42,24 @@ def publish_incidents_changed(*, created: list[int], appended: list[int]) -> Non
 
     Appended alerts come in floods: at most one update per incident per
     THROTTLE_SECONDS for those (the pages re-fetch the incident, so they miss nothing
-    lasting beyond that).  The throttle is two Redis round trips for the whole
-    request; two requests racing past it at once cost one extra update, no more."""
-    keys = {f"live-throttle:{pk}": pk for pk in appended}
-    recent = cache.get_many(list(keys))
-    due = [pk for key, pk in keys.items() if key not in recent]
-    if due:
-        cache.set_many({f"live-throttle:{pk}": 1 for pk in due}, timeout=THROTTLE_SECONDS)
+    lasting beyond that).  The throttle is one Redis round trip for the whole request."""
+    due = set(throttle.first_in_window([f"live:{pk}" for pk in appended], THROTTLE_SECONDS))
     # Nobody has the page of an incident that did not exist a moment ago: lists only.
     sends = [([LIST_GROUP], {"type": "incident.changed", "id": pk, "created": True}) for pk in created]
-    sends += [([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False}) for pk in due]
+    sends += [
+        ([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False})
+        for pk in appended
+        if f"live:{pk}" in due
+    ]
     if sends:
-        asyncio.run_coroutine_threadsafe(_send_all(sends), _publisher_loop()).result(timeout=SEND_TIMEOUT)
+        # Not waited for: the sender's answer must not wait on the portal's pages.
+        future = asyncio.run_coroutine_threadsafe(_send_all(sends), _publisher_loop())
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future) -> None:
+    if exc := future.exception():
+        log.warning("live update not sent: %r", exc)
 
 
 async def _send(groups, message):

@@ -3,13 +3,9 @@ from django.db.models import Q
 from .models import MaintenanceWindow
 
 
-def active_windows(service_id: int, at) -> list[MaintenanceWindow]:
-    """The windows in force for a service now (one query per ingest request)."""
-    return list(
-        MaintenanceWindow.objects.filter(
-            Q(service_id=service_id) | Q(service__isnull=True), starts_at__lte=at, ends_at__gt=at
-        )
-    )
+def not_over(service_id: int, now) -> list[MaintenanceWindow]:
+    """The service's windows (and the global ones) in force now or still to come."""
+    return list(MaintenanceWindow.objects.filter(Q(service_id=service_id) | Q(service__isnull=True), ends_at__gt=now))
 
 
 def first_match(windows: list[MaintenanceWindow], labels: dict[str, str]) -> MaintenanceWindow | None:

@@ -55,8 +55,9 @@ def record_ping(integration: Integration) -> bool:
     now = timezone.now()
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        # Not save(): a ping is no change of settings (versioned_copy would reload them).
+        Integration.objects.filter(pk=integration.pk).update(last_ping_at=now)
         integration.last_ping_at = now
-        integration.save(update_fields=["last_ping_at"])
         if not _open_incident_exists(integration):
             return False
         accept(integration, [_event(integration, "resolved", now)])

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import SYSTEM, record
+from apps.incidents import throttle
 
 from . import breaker, channels
 from .channels import PermanentError, RetryableError
@@ -253,12 +254,11 @@ def incident_changed(incident_id: int) -> None:
 def alerts_appended(incident_ids: list[int]) -> None:
     """After more alerts joined open incidents: a thread reply, at most one per
     incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since).
-    A few round trips per ingest request, whatever the number of incidents."""
+    One Redis round trip per ingest request, whatever the number of incidents."""
     from .tasks import post_slack_followup  # tasks imports this module
 
     keys = {f"slack-followup:{pk}": pk for pk in incident_ids}
-    waiting = cache.get_many(list(keys))  # in a storm, most are: one round trip skips them
-    due = [pk for key, pk in keys.items() if key not in waiting and cache.add(key, 1, timeout=FOLLOWUP_THROTTLE_SECONDS)]
+    due = [keys[key] for key in throttle.first_in_window(list(keys), FOLLOWUP_THROTTLE_SECONDS)]
     if not due:
         return
     threads = SlackMessage.objects.filter(incident_id__in=due).exclude(ts="").values_list("incident_id", flat=True)
