@@ -11,6 +11,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
+from apps.incidents import throttle
 from apps.integrations.services import create_integration, ingestion_url
 from incident_manager import versioned_copy
 from incident_manager.celery import app as celery_app
@@ -25,10 +26,12 @@ def load_fixture(name: str):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_versioned_copies():
-    """A test's rows roll back with it; the process's copies of them (versioned_copy) must go too."""
+def _fresh_process_state():
+    """A test's rows roll back with it, so the process's copies of them (versioned_copy)
+    must go too; and what it remembers of throttle windows, which tests reset in Redis."""
     yield
     versioned_copy.forget_all()
+    throttle.forget()
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.cache import cache
 
+from apps.incidents import throttle
+
 from .conftest import free_port
 
 
@@ -209,6 +211,7 @@ def reset_breakers():
         client.delete(key)
     for key in client.scan_iter(match="*slack-followup:*"):
         client.delete(key)
+    throttle.forget()
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ appended incidents updated in one UPDATE): an Alertmanager group of 300 alerts
 costs about as many round trips as one alert (bench/storm.py; README).
 """
 
-from collections import Counter
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
@@ -58,6 +57,10 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
     Firing events are folded in first, then resolve/acknowledge events in the
     order sent (a sender never fires and resolves one key in one request)."""
     now = timezone.now()
+    if all(e.status == Alert.Status.FIRING for e in events):
+        if repeats := _append_repeats(events, service_id=service_id, integration_id=integration_id, at=now):
+            transaction.on_commit(lambda: _publish(repeats), robust=True)
+            return repeats
     config = service_settings.for_service(service_id)
     group_of = {
         i: dedup.group_key(config.grouping_rules, e.labels) for i, e in enumerate(events) if e.status == Alert.Status.FIRING
@@ -92,6 +95,30 @@ def _publish(results: list[IngestResult]) -> None:
             tasks.second_opinion.delay(incident_id)
     live.publish_incidents_changed(created=created, appended=appended)
     outbox.alerts_appended(appended)  # throttled Slack thread replies
+
+
+def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
+    """The common case of a storm, in one statement (its own transaction): every
+    event fires again a key that routes to an open incident.  The statement takes
+    the keys' advisory locks, as everyone does before locking incidents, then locks
+    the incidents and keys it routes by: a resolve, merge or split that changed them
+    after the statement began is seen as each lock is granted, and the key no longer
+    routes.  Returns None, having written nothing, when some key does not route:
+    the caller takes the general path."""
+    keys = list({e.dedup_key for e in events})
+    stored = _prepared(
+        _APPEND_REPEATS,
+        {
+            "service": service_id,
+            "locks": dedup.lock_ids(service_id, keys),
+            "keys": keys,
+            "alerts": json.dumps([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
+            "at": at,
+        },
+    )
+    if not stored:
+        return None
+    return [IngestResult(alert_id, incident_id, number, True, "appended") for alert_id, incident_id, number in stored]
 
 
 @dataclass
@@ -148,19 +175,15 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
                 new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
 
     new_incidents = list({id(i): i for i in opened.values()}.values())
-    for t in targets:
-        if t.new is not None:
-            t.new.alert_count += 1
     Incident.objects.bulk_create(new_incidents)  # one INSERT, returning ids and numbers
     IncidentKey.objects.bulk_create(new_keys, ignore_conflicts=True)
     _refire_keys(service_id, refire)
 
     alert_ids = _store_alerts(
         [
-            _alert_row(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail, at)
+            _alert_row(event, (t.new.pk if t.new else t.incident_id), integration_id, t.reason, t.detail)
             for event, t in zip(events, targets)
         ],
-        Counter(t.incident_id for t in targets if t.new is None),
         at,
     )
     _opened(new_incidents, events, alert_ids, targets, actor=actor, windows=windows or [], at=at)
@@ -190,7 +213,7 @@ def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> 
         dedup_key=event.dedup_key,
         fingerprint=event.fingerprint,
         labels=event.labels,
-        alert_count=0,  # counted with the other alerts that join it in this request
+        alert_count=0,  # counted as its alerts are stored (_store_alerts)
         first_alert_at=at,
         last_alert_at=at,
         **verdict.incident_fields(),
@@ -239,47 +262,96 @@ def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target]
 
 
 _ALERT_COLUMNS = (
-    "id", "incident_id", "integration_id", "source", "status", "title", "severity", "dedup_key", "fingerprint",
-    "group_key", "labels", "payload", "deduplicated", "dedup_reason", "dedup_detail", "starts_at", "received_at",
+    "incident_id", "integration_id", "source", "status", "title", "severity", "dedup_key", "fingerprint",
+    "group_key", "labels", "payload", "deduplicated", "dedup_reason", "dedup_detail", "starts_at",
 )
 
 
-def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail, at) -> tuple:
-    """An Alert's values in _ALERT_COLUMNS order, less the id (plain tuples: a storm's
-    alerts are never model instances, which cost more to build than to store)."""
-    return (
-        incident_id, integration_id, event.source, event.status, event.title, event.severity, event.dedup_key,
-        event.fingerprint, event.group_key, Jsonb(event.labels), Jsonb(event.payload), reason != DedupReason.OPENED,
-        reason, detail[:300], event.starts_at, at,
+def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail) -> dict:
+    """An Alert's values by column, as JSON (a storm's alerts are never model
+    instances, which cost more to build than to store)."""
+    return {
+        "incident_id": incident_id, "integration_id": integration_id, "source": event.source, "status": event.status,
+        "title": event.title, "severity": event.severity, "dedup_key": event.dedup_key, "fingerprint": event.fingerprint,
+        "group_key": event.group_key, "labels": event.labels, "payload": event.payload,
+        "deduplicated": reason != DedupReason.OPENED, "dedup_reason": reason, "dedup_detail": detail[:300],
+        "starts_at": event.starts_at and event.starts_at.isoformat(),
+    }
+
+
+def _storing(inputs: str) -> str:
+    """A statement that stores the alerts of the CTE `input` (n, incident_id, alert:
+    an _alert_row as JSON), which the WITH queries `inputs` end with; adds them to
+    the alert_count and last_alert_at of their incidents; and returns (id,
+    incident_id, incident number) for each, in order.  The data-modifying WITH
+    queries run whether or not the final SELECT reads them."""
+    return f"""
+    WITH {inputs},
+    new AS (
+        SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, input.n, input.incident_id,
+               {", ".join(f"r.{c}" for c in _ALERT_COLUMNS if c != "incident_id")}
+          FROM input, jsonb_populate_record(NULL::incidents_alert, input.alert) AS r
+    ), counted AS (
+        UPDATE incidents_incident i
+           SET alert_count = i.alert_count + c.n, last_alert_at = GREATEST(i.last_alert_at, %(at)s), updated_at = %(at)s
+          FROM (SELECT incident_id, count(*) AS n FROM new WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c
+         WHERE i.id = c.incident_id
+    ), stored AS (
+        INSERT INTO incidents_alert (id, received_at, {", ".join(_ALERT_COLUMNS)})
+        SELECT id, %(at)s, {", ".join(_ALERT_COLUMNS)} FROM new
     )
+    SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id)
+      FROM new ORDER BY new.n
+    """
 
 
-def _store_alerts(rows: list[tuple], counts: Counter, at) -> list[int]:
-    """Store the alerts, and add them to the alert_count and last_alert_at of the
-    existing incidents they joined (`counts`); returns their ids.
+_ALERTS_JSON = "jsonb_array_elements(%(alerts)s::jsonb) WITH ORDINALITY AS e(alert, n)"
 
-    COPY is PostgreSQL's fastest way in (DESIGN.md measured ~45,000 rows/s) but returns
-    nothing, so the ids are drawn from the sequence first, by the same statement that
-    updates the counts (its data-modifying WITH runs whether or not it is read)."""
-    ids, ns = zip(*sorted(counts.items())) if counts else ((), ())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH counted AS (
-                UPDATE incidents_incident i
-                   SET alert_count = i.alert_count + v.n, last_alert_at = GREATEST(i.last_alert_at, %s), updated_at = %s
-                  FROM unnest(%s::bigint[], %s::int[]) AS v(id, n)
-                 WHERE i.id = v.id
-            )
-            SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) FROM generate_series(1, %s)
-            """,
-            [at, at, list(ids), list(ns), len(rows)],
-        )
-        alert_ids = [pk for (pk,) in cursor.fetchall()]
-        with cursor.cursor.copy(f"COPY incidents_alert ({', '.join(_ALERT_COLUMNS)}) FROM STDIN") as copy:
-            for pk, row in zip(alert_ids, rows):
-                copy.write_row((pk, *row))
-    return alert_ids
+_STORE_ALERTS = _storing(f"input AS (SELECT e.n, (e.alert->>'incident_id')::bigint AS incident_id, e.alert FROM {_ALERTS_JSON})")
+
+# Advisory locks first, then the incidents in id order, as dedup.lock_keys and
+# dedup.open_routes take them, so that this cannot deadlock with the general path,
+# with merges or with settling.  (`held` is read by the scan of `locked`, so it is
+# taken before any row lock.)
+_APPEND_REPEATS = _storing(f"""
+    held AS MATERIALIZED (
+        SELECT count(pg_advisory_xact_lock(id)) AS n FROM unnest(%(locks)s::bigint[]) AS id
+    ), locked AS MATERIALIZED (
+        SELECT k.id AS key_id, k.key, k.firing, i.id AS incident_id
+          FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
+         WHERE k.service_id = %(service)s AND k.key = ANY(%(keys)s::text[]) AND k.kind <> 'apart'
+           AND i.status <> 'resolved' AND (SELECT n FROM held) >= 0
+         ORDER BY i.id, k.id
+           FOR NO KEY UPDATE OF i, k
+    ), route AS (
+        SELECT DISTINCT ON (key) * FROM locked ORDER BY key, incident_id DESC
+    ), complete AS (
+        SELECT count(*) = cardinality(%(keys)s::text[]) AS ok FROM route
+    ), refired AS (
+        UPDATE incidents_incidentkey SET firing = true
+         WHERE id IN (SELECT key_id FROM route WHERE NOT firing) AND (SELECT ok FROM complete)
+    ), input AS (
+        SELECT e.n, route.incident_id, e.alert
+          FROM {_ALERTS_JSON} JOIN route ON route.key = e.alert->>'dedup_key'
+         WHERE (SELECT ok FROM complete)
+    )""")
+
+
+def _store_alerts(rows: list[dict], at) -> list[int]:
+    """Store the alerts and count them on their incidents, in one round trip for any
+    number (the rows travel as one JSON document); returns their ids, in order."""
+    return [pk for pk, _, _ in _prepared(_STORE_ALERTS, {"at": at, "alerts": json.dumps(rows)})]
+
+
+def _prepared(sql: str, params: dict) -> list[tuple]:
+    """Run one of ingest's own statements as a prepared statement on the connection
+    (in its transaction, if any).  Django binds parameters on the client, so
+    PostgreSQL plans every statement anew: 1.3 ms for _APPEND_REPEATS, more than it
+    takes to run."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
@@ -290,11 +362,7 @@ def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> 
     incident = route and Incident.objects.select_for_update().get(pk=route.incident_id)
     # The alert is kept in any case, on the open incident of the key or else the latest one.
     target = incident or getattr(dedup.latest_route(service_id, event.dedup_key), "incident", None)
-    (alert_id,) = _store_alerts(
-        [_alert_row(event, target and target.pk, integration_id, DedupReason.DEDUP_KEY, "", at)],
-        Counter([target.pk] if target else []),
-        at,
-    )
+    (alert_id,) = _store_alerts([_alert_row(event, target and target.pk, integration_id, DedupReason.DEDUP_KEY, "")], at)
     acknowledging = event.status == Alert.Status.ACKNOWLEDGED
     if incident is None or (acknowledging and incident.status != Incident.Status.TRIGGERED):
         # Nothing to change: never seen, already resolved, or already acknowledged.
