@@ -10,12 +10,17 @@ worker: apps/incidents/settle.py.)
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import OperationalError, connection
 
 from .models import GroupingRule, IncidentKey
+
+log = logging.getLogger(__name__)
+
+DEADLOCK_ATTEMPTS = 3
 
 
 def _lock_id(service_id: int, key: str) -> int:
@@ -33,6 +38,21 @@ def lock_keys(service_id: int, keys) -> None:
     if ids := lock_ids(service_id, keys):
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id", [ids])
+
+
+def retrying_deadlocks(work):
+    """Run `work()` (a transaction of its own), again if PostgreSQL broke a deadlock
+    by aborting it.  The lock order above makes deadlocks rare, not impossible: a
+    merge or split from the portal reads an incident's keys before locking them,
+    and may lock one added in between out of order.  The aborted side has written
+    nothing, so it can run again."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return work()
+        except OperationalError as exc:
+            if connection.in_atomic_block or attempt == DEADLOCK_ATTEMPTS or getattr(exc.__cause__, "sqlstate", "") != "40P01":
+                raise
+            log.warning("deadlock broken by PostgreSQL; running again (attempt %s)", attempt + 1)
 
 
 def grouping_rules(service_id: int) -> list[GroupingRule]:

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -56,6 +57,12 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
 
     Firing events are folded in first, then resolve/acknowledge events in the
     order sent (a sender never fires and resolves one key in one request)."""
+    return dedup.retrying_deadlocks(
+        lambda: _ingest(events, service_id=service_id, integration_id=integration_id, actor=actor)
+    )
+
+
+def _ingest(events, *, service_id, integration_id, actor) -> list[IngestResult]:
     now = timezone.now()
     if all(e.status == Alert.Status.FIRING for e in events):
         if repeats := _append_repeats(events, service_id=service_id, integration_id=integration_id, at=now):
@@ -349,7 +356,8 @@ def _prepared(sql: str, params: dict) -> list[tuple]:
     PostgreSQL plans every statement anew: 1.3 ms for _APPEND_REPEATS, more than it
     takes to run."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+    # psycopg.Cursor, not the connection's default: Django makes that a ClientCursor.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 

@@ -150,11 +150,16 @@ class Alert(models.Model):
         RESOLVED = "resolved"
 
     # Null only for a "resolved" alert that matched no incident: it is still kept.
+    # (No index of its own: the (incident, -received_at) index below serves it.)
     incident = models.ForeignKey(
-        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts", db_index=False
     )
+    # No database constraint: ingest stores the alerts of an integration it has just
+    # looked up, and checking each of a storm's alerts against it again cost a fifth
+    # of ingest's time in PostgreSQL (bench/ingest.py).  SET_NULL is applied by Django.
     integration = models.ForeignKey(
-        "integrations.Integration", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+        "integrations.Integration", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts",
+        db_constraint=False,
     )
     source = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -280,10 +285,13 @@ class IncidentKey(models.Model):
         # similarity, while it is open.
         APART = "apart"
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    # Neither foreign key has an index of its own: the (service, key) index and the
+    # (incident, key) constraint serve them, and the planner no longer picks the
+    # service's index for a lookup by key.
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=300)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ALERT)
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="keys")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="keys", db_index=False)
     # An alert key goes quiet when its sender resolves it; a grouped incident resolves
     # when none of its alert keys fires any more.
     firing = models.BooleanField(default=True)

@@ -21,6 +21,7 @@ settling at once cannot both stay open.  Embedding runs before any lock is taken
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
@@ -87,11 +88,7 @@ def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "De
     outcomes = {}
     for pk, vector in vectors.items():
         try:
-            with transaction.atomic():
-                keys = IncidentKey.objects.filter(incident_id=pk).values_list("key", flat=True)
-                dedup.lock_keys(service_id, ["settle", *keys])
-                incident = Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=pk)
-                outcomes[pk] = _settle_one(incident, vector, graph)
+            outcomes[pk] = dedup.retrying_deadlocks(partial(_settle_locked, service_id, pk, vector, graph))
         except Exception:
             # Fail open: an incident we cannot compare still pages.
             log.exception("settling incident %s failed; announcing it unchecked", pk)
@@ -100,6 +97,25 @@ def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "De
                     outbox.announce(pk, service_id)
             outcomes[pk] = "announced unchecked"
     return outcomes
+
+
+def _settle_locked(service_id: int, pk: int, vector, graph: "Dependencies") -> str:
+    keys = _keys_of(pk)
+    while True:
+        with transaction.atomic():
+            dedup.lock_keys(service_id, ["settle", *keys])
+            if not (joined := _keys_of(pk) - keys):
+                incident = Incident.objects.select_for_update(of=("self",)).select_related("service").get(pk=pk)
+                return _settle_one(incident, vector, graph)
+            # Keys joined between the read and the lock.  Locked now, in a second batch,
+            # they could deadlock with ingest (which takes its batch in ascending order):
+            # let go of all, and take them all in one batch.
+            transaction.set_rollback(True)
+        keys |= joined
+
+
+def _keys_of(pk: int) -> set[str]:
+    return set(IncidentKey.objects.filter(incident_id=pk).values_list("key", flat=True))
 
 
 def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
