@@ -28,16 +28,13 @@ def _lock_id(service_id: int, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock_ids(service_id: int, keys) -> list[int]:
-    """The advisory lock ids of the keys, in the order they must be taken."""
-    return sorted({_lock_id(service_id, key) for key in keys})
-
-
-def lock_keys(service_id: int, keys) -> None:
-    """Hold every key until the transaction ends (one round trip)."""
-    if ids := lock_ids(service_id, keys):
+def lock_keys(service_id: int, keys, *, shared: bool = False) -> None:
+    """Hold every key until the transaction ends (one round trip): exclusively to
+    add or move keys, shared to append alerts to where they route."""
+    if ids := sorted({_lock_id(service_id, key) for key in keys}):
+        take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id", [ids])
+            cursor.execute(f"SELECT count({take}(id)) FROM unnest(%s::bigint[]) AS id", [ids])
 
 
 def retrying_deadlocks(work):

@@ -15,6 +15,7 @@ costs about as many round trips as one alert (bench/storm.py; README).
 """
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -105,27 +106,32 @@ def _publish(results: list[IngestResult]) -> None:
 
 
 def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
-    """The common case of a storm, in one statement (its own transaction): every
-    event fires again a key that routes to an open incident.  The statement takes
-    the keys' advisory locks, as everyone does before locking incidents, then locks
-    the incidents and keys it routes by: a resolve, merge or split that changed them
-    after the statement began is seen as each lock is granted, and the key no longer
-    routes.  Returns None, having written nothing, when some key does not route:
-    the caller takes the general path."""
+    """The common case of a storm, in one statement: every event fires again a key
+    that routes to an open incident.  Returns None, having written nothing, when
+    some key does not route, or when one of the incidents was resolved before the
+    statement could lock it: the caller takes the general path.
+
+    The keys' advisory locks are taken first, in the order dedup.lock_keys takes
+    them, so that this cannot deadlock with whoever adds or moves keys (the general
+    path, merges, splits, settling), but shared: an append changes no route, so
+    appends to the same keys need not wait for each other, only for those, which
+    take them exclusively."""
     keys = list({e.dedup_key for e in events})
-    stored = _prepared(
-        _APPEND_REPEATS,
-        {
-            "service": service_id,
-            "locks": dedup.lock_ids(service_id, keys),
-            "keys": keys,
-            "alerts": json.dumps([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
-            "at": at,
-        },
-    )
-    if not stored:
-        return None
-    return [IngestResult(alert_id, incident_id, number, True, "appended") for alert_id, incident_id, number in stored]
+    with transaction.atomic():
+        dedup.lock_keys(service_id, keys, shared=True)
+        stored = _prepared(
+            _APPEND_REPEATS,
+            {
+                "service": service_id,
+                "keys": keys,
+                "alerts": json.dumps([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
+                "at": at,
+            },
+        )
+        if not stored or not stored[0][3]:
+            transaction.set_rollback(True)
+            return None
+    return [IngestResult(alert_id, incident_id, number, True, "appended") for alert_id, incident_id, number, _ in stored]
 
 
 @dataclass
@@ -286,52 +292,62 @@ def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail) -
     }
 
 
-def _storing(inputs: str) -> str:
+def _storing(inputs: str, *, open_only: bool) -> str:
     """A statement that stores the alerts of the CTE `input` (n, incident_id, alert:
-    an _alert_row as JSON), which the WITH queries `inputs` end with; adds them to
-    the alert_count and last_alert_at of their incidents; and returns (id,
-    incident_id, incident number) for each, in order.  The data-modifying WITH
-    queries run whether or not the final SELECT reads them."""
+    an _alert_row as JSON), which the WITH queries `inputs` end with, and adds them
+    to the alert_count and last_alert_at of their incidents (open ones only, if
+    `open_only`).  It returns, for each alert in order: its id, its incident's id and
+    number, and whether every incident was counted.
+
+    The incidents are locked last (in id order, as dedup.open_routes locks them):
+    in a storm every request appends to the same few incidents, and holding them
+    while the alerts are written made those requests wait for one another.  The
+    data-modifying WITH queries run whether or not the final SELECT reads them;
+    `counted` reads what `stored` returns, so it runs after the insert."""
     return f"""
     WITH {inputs},
     new AS (
         SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, input.n, input.incident_id,
                {", ".join(f"r.{c}" for c in _ALERT_COLUMNS if c != "incident_id")}
           FROM input, jsonb_populate_record(NULL::incidents_alert, input.alert) AS r
-    ), counted AS (
-        UPDATE incidents_incident i
-           SET alert_count = i.alert_count + c.n, last_alert_at = GREATEST(i.last_alert_at, %(at)s), updated_at = %(at)s
-          FROM (SELECT incident_id, count(*) AS n FROM new WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c
-         WHERE i.id = c.incident_id
     ), stored AS (
         INSERT INTO incidents_alert (id, received_at, {", ".join(_ALERT_COLUMNS)})
         SELECT id, %(at)s, {", ".join(_ALERT_COLUMNS)} FROM new
+        RETURNING incident_id
+    ), counted AS (
+        UPDATE incidents_incident i
+           SET alert_count = i.alert_count + c.n, last_alert_at = GREATEST(i.last_alert_at, %(at)s), updated_at = %(at)s
+          FROM (SELECT incident_id, count(*) AS n FROM stored WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c,
+               (SELECT id FROM incidents_incident
+                 WHERE id IN (SELECT incident_id FROM stored){" AND status <> 'resolved'" if open_only else ""}
+                 ORDER BY id FOR NO KEY UPDATE) AS l
+         WHERE i.id = c.incident_id AND i.id = l.id
+        RETURNING i.id
     )
-    SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id)
+    SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id),
+           (SELECT count(*) FROM counted) = (SELECT count(DISTINCT incident_id) FROM new)
       FROM new ORDER BY new.n
     """
 
 
 _ALERTS_JSON = "jsonb_array_elements(%(alerts)s::jsonb) WITH ORDINALITY AS e(alert, n)"
 
-_STORE_ALERTS = _storing(f"input AS (SELECT e.n, (e.alert->>'incident_id')::bigint AS incident_id, e.alert FROM {_ALERTS_JSON})")
+_STORE_ALERTS = _storing(
+    f"input AS (SELECT e.n, (e.alert->>'incident_id')::bigint AS incident_id, e.alert FROM {_ALERTS_JSON})",
+    open_only=False,
+)
 
-# Advisory locks first, then the incidents in id order, as dedup.lock_keys and
-# dedup.open_routes take them, so that this cannot deadlock with the general path,
-# with merges or with settling.  (`held` is read by the scan of `locked`, so it is
-# taken before any row lock.)
-_APPEND_REPEATS = _storing(f"""
-    held AS MATERIALIZED (
-        SELECT count(pg_advisory_xact_lock(id)) AS n FROM unnest(%(locks)s::bigint[]) AS id
-    ), locked AS MATERIALIZED (
+# Run after the keys' advisory locks are held, shared (see _append_repeats), so its
+# snapshot sees every change to these keys: no key row needs locking.
+_APPEND_REPEATS = _storing(
+    f"""
+    keys AS (
         SELECT k.id AS key_id, k.key, k.firing, i.id AS incident_id
           FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
          WHERE k.service_id = %(service)s AND k.key = ANY(%(keys)s::text[]) AND k.kind <> 'apart'
-           AND i.status <> 'resolved' AND (SELECT n FROM held) >= 0
-         ORDER BY i.id, k.id
-           FOR NO KEY UPDATE OF i, k
+           AND i.status <> 'resolved'
     ), route AS (
-        SELECT DISTINCT ON (key) * FROM locked ORDER BY key, incident_id DESC
+        SELECT DISTINCT ON (key) * FROM keys ORDER BY key, incident_id DESC
     ), complete AS (
         SELECT count(*) = cardinality(%(keys)s::text[]) AS ok FROM route
     ), refired AS (
@@ -341,13 +357,15 @@ _APPEND_REPEATS = _storing(f"""
         SELECT e.n, route.incident_id, e.alert
           FROM {_ALERTS_JSON} JOIN route ON route.key = e.alert->>'dedup_key'
          WHERE (SELECT ok FROM complete)
-    )""")
+    )""",
+    open_only=True,
+)
 
 
 def _store_alerts(rows: list[dict], at) -> list[int]:
     """Store the alerts and count them on their incidents, in one round trip for any
     number (the rows travel as one JSON document); returns their ids, in order."""
-    return [pk for pk, _, _ in _prepared(_STORE_ALERTS, {"at": at, "alerts": json.dumps(rows)})]
+    return [pk for pk, _, _, _ in _prepared(_STORE_ALERTS, {"at": at, "alerts": json.dumps(rows)})]
 
 
 def _prepared(sql: str, params: dict) -> list[tuple]:
@@ -356,10 +374,20 @@ def _prepared(sql: str, params: dict) -> list[tuple]:
     PostgreSQL plans every statement anew: 1.3 ms for _APPEND_REPEATS, more than it
     takes to run."""
     connection.ensure_connection()
+    conn = connection.connection
     # psycopg.Cursor, not the connection's default: Django makes that a ClientCursor.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(conn) as cursor:
+        if conn not in _generic_plans:
+            # Left to itself, PostgreSQL keeps planning these afresh when their generic
+            # plan's estimate (100 rows from any JSON document) looks costlier than the
+            # plans for the documents it has seen: a plan per request after all.
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            _generic_plans.add(conn)
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
+
+
+_generic_plans: "weakref.WeakSet[psycopg.Connection]" = weakref.WeakSet()
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
