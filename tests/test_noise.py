@@ -1,6 +1,8 @@
 """Noise reduction: grouping rules, similarity, dependencies (inhibition), merge and split."""
 
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -378,3 +380,79 @@ def test_viewers_cannot_merge(client, service):
     assert client.post(f"/incidents/{b.incident_id}/merge", {"into": a.incident_number}).status_code == 403
     assert client.post(f"/api/v1/incidents/{b.incident_id}/merge/", {"into": a.incident_id}, content_type="application/json").status_code == 403
     assert Incident.objects.filter(merged_into__isnull=False).count() == 0
+
+
+class HeldOpen:
+    """Run `work` in a transaction of another connection (a thread), and keep that
+    transaction open, with its locks, until release() commits it."""
+
+    def __init__(self, work):
+        self._work, self._ready, self._release = work, threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+        assert self._ready.wait(10), "the other transaction did not get going"
+
+    def _run(self):
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                self._work()
+                self._ready.set()
+                self._release.wait(10)
+        finally:
+            self._ready.set()
+            connection.close()
+
+    def release(self):
+        self._release.set()
+        self._thread.join(10)
+
+
+def in_thread(work):
+    def run():
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    return ThreadPoolExecutor(1).submit(run)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_that_races_a_resolve_opens_a_new_incident(service):
+    """Repeats take a path of their own (one statement, no exclusive lock on the key);
+    an incident resolved by a responder while a repeat of its alert is on the way
+    must not swallow that alert."""
+    (first,) = send(service, event("GPU memory pressure", "gpu-1"))
+    resolving = HeldOpen(lambda: services.resolve(first.incident_id, actor=SYSTEM))
+
+    repeat = in_thread(lambda: send(service, event("GPU memory pressure", "gpu-1")))
+    time.sleep(0.3)  # the repeat is waiting for the incident's row
+    resolving.release()
+    (result,) = repeat.result(timeout=10)
+
+    assert result.action == "created" and result.incident_id != first.incident_id
+    old, new = Incident.objects.get(pk=first.incident_id), Incident.objects.get(pk=result.incident_id)
+    assert old.status == Incident.Status.RESOLVED and old.alert_count == 1
+    assert new.status == Incident.Status.TRIGGERED and new.alert_count == 1
+    assert Alert.objects.get(pk=result.alert_id).incident_id == new.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_that_races_a_split_follows_its_key_to_the_new_incident(service):
+    GroupingRule.objects.create(service=service, name="by name", group_by=["alertname"])
+    a, b = send(service, event("Disk filling", "disk-a", alertname="DiskFilling"),
+                event("Disk filling", "disk-b", alertname="DiskFilling"))
+    assert a.incident_id == b.incident_id
+    split_out = {}
+    splitting = HeldOpen(lambda: split_out.setdefault("incident", services.split(a.alert_id, actor=SYSTEM)))
+
+    repeat = in_thread(lambda: send(service, event("Disk filling", "disk-a", alertname="DiskFilling")))
+    time.sleep(0.3)  # the repeat is waiting for the key the split holds
+    splitting.release()
+    (result,) = repeat.result(timeout=10)
+
+    assert result.incident_id == split_out["incident"].pk
+    assert Incident.objects.get(pk=a.incident_id).alert_count == 1  # disk-b's alone
+    assert Incident.objects.get(pk=result.incident_id).alert_count == 2
