@@ -7,11 +7,13 @@ rule's window (level 2), else it opens a new incident; each alert records which
 worker right after commit, before the first page (apps/incidents/settle.py).
 
 Races are settled by advisory locks on the keys (apps/incidents/dedup.py), taken
-for the whole request at once in ascending order.  The firing events of a
-request are then folded in with a fixed number of statements whatever their
-count (keys looked up together, incidents, keys and alerts inserted in bulk, the
-appended incidents updated in one UPDATE): an Alertmanager group of 300 alerts
-costs about as many round trips as one alert (bench/storm.py; README).
+for the whole request at once in ascending order.  A request whose events all
+fire again keys that route to open incidents (most of a storm) takes the locks
+shared and is stored by one prepared statement (_append_repeats; docs/adr/0008).
+Any other request takes them exclusively, and its firing events are folded in
+with a fixed number of statements whatever their count (keys looked up together,
+incidents and keys inserted in bulk, alerts stored and counted by one statement):
+an Alertmanager group of 300 alerts costs about as many round trips as one alert.
 """
 
 import json
