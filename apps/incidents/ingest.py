@@ -108,8 +108,8 @@ def _publish(results: list[IngestResult]) -> None:
 
 
 def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
-    """The common case of a storm, in one statement: every event fires again a key
-    that routes to an open incident.  Returns None, having written nothing, when
+    """The common case of a storm, in one statement after the locks: every event
+    fires again a key that routes to an open incident.  Returns None, having written nothing, when
     some key does not route, or when one of the incidents was resolved before the
     statement could lock it: the caller takes the general path.
 
@@ -154,7 +154,7 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
     opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
-    windows = None  # picked when this request first opens an incident (repeats need none)
+    windows = config.windows_at(at)
     refire = []
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
@@ -177,8 +177,6 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
             opened[event.dedup_key] = incident
         else:
-            if windows is None:
-                windows = config.windows_at(at)
             silenced = maintenance.first_match(windows, event.labels)
             # Without similarity or dependencies there is nothing to check before paging.
             incident = _new_incident(event, service_id, at, settling=config.settle_first and silenced is None)
@@ -201,7 +199,7 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
         ],
         at,
     )
-    _opened(new_incidents, events, alert_ids, targets, actor=actor, windows=windows or [], at=at)
+    _opened(new_incidents, events, alert_ids, targets, actor=actor, windows=windows, at=at)
     return [
         IngestResult(
             alert_id,
