@@ -388,9 +388,12 @@ class HeldOpen:
 
     def __init__(self, work):
         self._work, self._ready, self._release = work, threading.Event(), threading.Event()
+        self._error = None
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
         assert self._ready.wait(10), "the other transaction did not get going"
+        if self._error:
+            raise self._error
 
     def _run(self):
         from django.db import transaction
@@ -400,6 +403,8 @@ class HeldOpen:
                 self._work()
                 self._ready.set()
                 self._release.wait(10)
+        except Exception as exc:
+            self._error = exc
         finally:
             self._ready.set()
             connection.close()
