@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client as DjangoClient
 from django.utils import timezone
 
@@ -396,8 +396,6 @@ class HeldOpen:
             raise self._error
 
     def _run(self):
-        from django.db import transaction
-
         try:
             with transaction.atomic():
                 self._work()
