@@ -6,5 +6,7 @@ class IncidentsConfig(AppConfig):
     label = "incidents"
 
     def ready(self):
-        # Connects the receivers that reload admins' rules when one is saved.
-        from . import classification_rules  # noqa: F401
+        # Connect the receivers that tell every process to reload its copies of
+        # admins' rows (versioned_copy), whichever code the process runs:
+        # a change saved from a shell must reach the web workers too.
+        from . import classification_rules, service_settings  # noqa: F401
