@@ -286,7 +286,7 @@ def test_the_portal_shows_why_an_incident_is_not_paging(client, service, respond
     child_page = client.get(f"/incidents/{effect.incident_id}/").content.decode()
     parent_page = client.get(f"/incidents/{cause.incident_id}/").content.decode()
 
-    assert f"Not paging: likely caused by" in child_page and f"#{cause.incident_number} Postgres primary down" in child_page
+    assert "Not paging: likely caused by" in child_page and f"#{cause.incident_number} Postgres primary down" in child_page
     assert f"#{effect.incident_number}</a> Checkout 5xx above 20%" in parent_page
 
 
@@ -361,7 +361,7 @@ def test_a_responder_merges_and_splits_in_the_portal(client, service, responder)
 
     page = client.post(f"/incidents/{b.incident_id}/merge", {"into": f"#{a.incident_number}"}, follow=True)
     assert Incident.objects.get(pk=b.incident_id).merged_into_id == a.incident_id
-    assert f"Merged into" in page.content.decode()
+    assert "Merged into" in page.content.decode()
 
     target_page = client.get(f"/incidents/{a.incident_id}/").content.decode()
     assert "merged by a responder" in target_page and "Split out" in target_page
