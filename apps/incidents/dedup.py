@@ -6,8 +6,8 @@ Keys live in IncidentKey rows.  Whoever adds or moves a key first takes a
 transaction-scoped advisory lock on it (lock_keys), always in ascending order, so
 two requests racing on one key serialise instead of opening two incidents, and
 requests with overlapping keys cannot deadlock.  Appending alerts to where keys
-already route takes the same locks shared (docs/adr/0008).  (Level 3, similarity, runs in the
-worker: apps/incidents/settle.py.)
+already route takes the same locks shared (docs/adr/0008).  (Level 3, similarity,
+runs in the worker: apps/incidents/settle.py.)
 """
 
 import hashlib

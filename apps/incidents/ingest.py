@@ -67,10 +67,20 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
 
 def _ingest(events, *, service_id, integration_id, actor) -> list[IngestResult]:
     now = timezone.now()
+    results = None
     if all(e.status == Alert.Status.FIRING for e in events):
-        if repeats := _append_repeats(events, service_id=service_id, integration_id=integration_id, at=now):
-            transaction.on_commit(lambda: _publish(repeats), robust=True)
-            return repeats
+        results = _append_repeats(events, service_id=service_id, integration_id=integration_id, at=now)
+    if results is None:
+        results = _fold(events, service_id=service_id, integration_id=integration_id, actor=actor, at=now)
+    # robust: the alerts are committed whatever happens next; a Redis hiccup must
+    # not turn a stored alert into an error for the sender.
+    transaction.on_commit(lambda: _publish(results), robust=True)
+    return results
+
+
+def _fold(events, *, service_id, integration_id, actor, at) -> list[IngestResult]:
+    """The general path: firing events folded in by their keys and grouping rules,
+    then the others applied as lifecycle verbs, under the keys' exclusive locks."""
     config = service_settings.for_service(service_id)
     group_of = {
         i: dedup.group_key(config.grouping_rules, e.labels) for i, e in enumerate(events) if e.status == Alert.Status.FIRING
@@ -80,16 +90,13 @@ def _ingest(events, *, service_id, integration_id, actor) -> list[IngestResult]:
         dedup.lock_keys(service_id, [e.dedup_key for e in events] + [key for key, _ in group_of.values() if key])
         firing = [i for i in range(len(events)) if i in group_of]
         for i, result in zip(firing, _fold_firing([events[i] for i in firing], [group_of[i] for i in firing], config,
-                                                  service_id=service_id, integration_id=integration_id, actor=actor, at=now)):
+                                                  service_id=service_id, integration_id=integration_id, actor=actor, at=at)):
             results[i] = result
         if transitions := [e.dedup_key for i, e in enumerate(events) if results[i] is None]:
             dedup.open_routes(service_id, transitions, for_update=True)  # all their incidents, in id order
         for i, event in enumerate(events):
             if results[i] is None:
-                results[i] = _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=now)
-        # robust: the alerts are committed whatever happens next; a Redis hiccup must
-        # not turn a stored alert into an error for the sender.
-        transaction.on_commit(lambda: _publish(results), robust=True)
+                results[i] = _transition(event, service_id=service_id, integration_id=integration_id, actor=actor, at=at)
     return results
 
 
@@ -109,9 +116,9 @@ def _publish(results: list[IngestResult]) -> None:
 
 def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
     """The common case of a storm, in one statement after the locks: every event
-    fires again a key that routes to an open incident.  Returns None, having written nothing, when
-    some key does not route, or when one of the incidents was resolved before the
-    statement could lock it: the caller takes the general path.
+    fires again a key that routes to an open incident.  Returns None, having
+    written nothing, when some key does not route, or when one of the incidents was
+    resolved before the statement could lock it: the caller takes the general path.
 
     The keys' advisory locks are taken first, in the order dedup.lock_keys takes
     them, so that this cannot deadlock with whoever adds or moves keys (the general
