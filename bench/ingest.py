@@ -86,6 +86,23 @@ end
 """
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by this machine's processes, by program (Linux /proc):
+    read around the measured run, it says where the alerts' cost went when the
+    server runs on this machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # exited meanwhile
+        values = fields.split()
+        program = name.split("(", 1)[1]
+        used[program] = used.get(program, 0.0) + (int(values[11]) + int(values[12])) / tick
+    return used
+
+
 def label_sets(n: int) -> list[dict]:
     per_group = max(1, n // (len(ALERTNAMES) * 2))
     return [
@@ -109,20 +126,28 @@ def alert(labels: dict) -> dict:
 
 
 def body(alerts: list[dict]) -> str:
+    """One Alertmanager notification: the firing alerts of one group (group_by
+    alertname, cluster), as Alertmanager sends them every group_interval."""
+    first = alerts[0]["labels"]
+    group = {k: first[k] for k in ("alertname", "cluster") if k in first}
+    common = {k: v for k, v in first.items() if all(a["labels"].get(k) == v for a in alerts)}
     return json.dumps({
         "receiver": "bench", "status": "firing", "alerts": alerts,
-        "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]},
-        "commonLabels": {"job": "bench"}, "commonAnnotations": {},
+        "groupLabels": group, "commonLabels": common, "commonAnnotations": {},
         "externalURL": "http://127.0.0.1:9093", "version": "4",
-        "groupKey": '{}:{alertname="bench"}', "truncatedAlerts": 0,
+        "groupKey": "{}:{" + ", ".join(f'{k}="{v}"' for k, v in group.items()) + "}", "truncatedAlerts": 0,
     })
 
 
 def bodies(count: int, group: int, sets: list[dict], new: float, rng: random.Random, stamp: str) -> list[str]:
+    groups: dict[tuple, list[dict]] = {}
+    for labels in sets:
+        groups.setdefault((labels["alertname"], labels["cluster"]), []).append(labels)
     out, fresh = [], 0
     for _ in range(count):
+        members = rng.choice(list(groups.values()))
         alerts = []
-        for labels in rng.sample(sets, min(group, len(sets))):
+        for labels in rng.sample(members, min(group, len(members))):
             if rng.random() < new:
                 fresh += 1  # no cluster: no grouping rule applies
                 labels = {"alertname": f"OneOff{fresh}", "job": "bench", "severity": "high", "instance": f"new-{stamp}"}
@@ -171,7 +196,9 @@ def main():
         # The storm's first seconds open its incidents, which the worker then settles
         # (embeds, compares) on the same cores: measured apart from the steady state.
         warmup, _ = wrk(args.warmup) if args.warmup else ({}, {})
+        before = cpu_seconds()
         statuses, latency = wrk(args.d)
+        after = cpu_seconds()
     accepted = (statuses.get(202, 0) + warmup.get(202, 0)) * args.group
     with transaction.atomic():  # one snapshot, whatever requests wrk left in flight
         connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -184,6 +211,10 @@ def main():
     print(f"throughput       {statuses.get(202, 0) * args.group / args.d:,.0f} alerts/s accepted "
           f"({statuses.get(202, 0) / args.d:,.0f} requests/s)")
     print(f"request latency  p50 {latency.get('p50')} ms   p90 {latency.get('p90')} ms   p99 {latency.get('p99')} ms")
+    measured = statuses.get(202, 0) * args.group
+    if measured:
+        spent = sorted(((after[p] - before.get(p, 0.0), p) for p in after), reverse=True)
+        print("cpu per alert    " + ", ".join(f"{p} {s / measured * 1e6:.0f} µs" for s, p in spent[:5] if s > 0))
     ok = stored >= accepted and counted == stored and set(statuses) | set(warmup) == {202}
     print(f"loss check       {'OK' if ok else 'FAILED'}: {stored} stored, {accepted} answered 202; "
           f"{incidents} incidents, alert_count total {counted}")

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from django.db import OperationalError, connection
 
+from . import prepared
 from .models import GroupingRule, IncidentKey
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ def lock_keys(service_id: int, keys, *, shared: bool = False) -> None:
     """Hold every key until the transaction ends (one round trip): exclusively to
     add or move keys, shared to append alerts to where they route."""
     if ids := sorted({_lock_id(service_id, key) for key in keys}):
-        take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count({take}(id)) FROM unnest(%s::bigint[]) AS id", [ids])
+        prepared.run(_LOCK_SHARED if shared else _LOCK, [ids])
+
+
+_LOCK = "SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id"
+_LOCK_SHARED = "SELECT count(pg_advisory_xact_lock_shared(id)) FROM unnest(%s::bigint[]) AS id"
 
 
 def retrying_deadlocks(work):

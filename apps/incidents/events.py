@@ -31,13 +31,9 @@ def normalise_severity(word: str | None) -> Severity | None:
 
 def label_fingerprint(labels: dict[str, str]) -> str:
     """A stable hash of a label set: the same labels in any order give the same value."""
-    h = hashlib.sha256()
-    for name in sorted(labels):
-        h.update(name.encode())
-        h.update(b"\xff")
-        h.update(str(labels[name]).encode())
-        h.update(b"\xff")
-    return h.hexdigest()
+    return hashlib.sha256(
+        b"".join(b"%s\xff%s\xff" % (name.encode(), str(labels[name]).encode()) for name in sorted(labels))
+    ).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,10 @@ incidents and keys inserted in bulk, alerts stored and counted by one statement)
 an Alertmanager group of 300 alerts costs about as many round trips as one alert.
 """
 
-import json
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psycopg
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,7 +28,7 @@ from apps.audit.services import Actor, entry, record_all
 from apps.escalation import services as escalation
 from apps.integrations import outbox
 
-from . import dedup, live, maintenance, service_settings, services, tasks
+from . import dedup, live, maintenance, prepared, service_settings, services, tasks
 from .classification import classify
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
@@ -128,12 +126,12 @@ def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestRes
     keys = list({e.dedup_key for e in events})
     with transaction.atomic():
         dedup.lock_keys(service_id, keys, shared=True)
-        stored = _prepared(
+        stored = prepared.run(
             _APPEND_REPEATS,
             {
                 "service": service_id,
                 "keys": keys,
-                "alerts": json.dumps([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
+                "alerts": _document([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
                 "at": at,
             },
         )
@@ -295,8 +293,13 @@ def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail) -
         "title": event.title, "severity": event.severity, "dedup_key": event.dedup_key, "fingerprint": event.fingerprint,
         "group_key": event.group_key, "labels": event.labels, "payload": event.payload,
         "deduplicated": reason != DedupReason.OPENED, "dedup_reason": reason, "dedup_detail": detail[:300],
-        "starts_at": event.starts_at and event.starts_at.isoformat(),
+        "starts_at": event.starts_at,
     }
+
+
+def _document(rows: list[dict]) -> str:
+    # orjson: a storm's rows are most of what the web process spends on a request.
+    return orjson.dumps(rows).decode()
 
 
 def _storing(inputs: str, *, open_only: bool) -> str:
@@ -372,29 +375,7 @@ _APPEND_REPEATS = _storing(
 def _store_alerts(rows: list[dict], at) -> list[int]:
     """Store the alerts and count them on their incidents, in one round trip for any
     number (the rows travel as one JSON document); returns their ids, in order."""
-    return [pk for pk, _, _, _ in _prepared(_STORE_ALERTS, {"at": at, "alerts": json.dumps(rows)})]
-
-
-def _prepared(sql: str, params: dict) -> list[tuple]:
-    """Run one of ingest's own statements as a prepared statement on the connection
-    (in its transaction, if any).  Django binds parameters on the client, so
-    PostgreSQL plans every statement anew: 1.3 ms for _APPEND_REPEATS, more than it
-    takes to run."""
-    connection.ensure_connection()
-    conn = connection.connection
-    # psycopg.Cursor, not the connection's default: Django makes that a ClientCursor.
-    with connection.wrap_database_errors, psycopg.Cursor(conn) as cursor:
-        if conn not in _generic_plans:
-            # Left to itself, PostgreSQL keeps planning these afresh when their generic
-            # plan's estimate (100 rows from any JSON document) looks costlier than the
-            # plans for the documents it has seen: a plan per request after all.
-            cursor.execute("SET plan_cache_mode = force_generic_plan")
-            _generic_plans.add(conn)
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
-
-
-_generic_plans: "weakref.WeakSet[psycopg.Connection]" = weakref.WeakSet()
+    return [pk for pk, _, _, _ in prepared.run(_STORE_ALERTS, {"at": at, "alerts": _document(rows)})]
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:

@@ -2,9 +2,9 @@
 
 import hashlib
 import hmac
-import json
-import math
 import time
+
+import orjson
 
 from apps.audit.services import Actor
 from apps.incidents.ingest import IngestResult, ingest
@@ -16,24 +16,15 @@ from .sealed import unseal
 SIGNATURE_MAX_AGE = 300  # seconds, for signatures over a timestamp
 
 
-def _finite(number: str) -> float:
-    value = float(number)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {number}")
-    return value
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_json(body: bytes):
-    """Parse JSON, refusing what PostgreSQL's jsonb cannot store (NaN, ±Infinity, NUL)."""
+    """Parse JSON, refusing what PostgreSQL's jsonb cannot store.  orjson (several
+    times the standard library's speed on a storm's payloads) already refuses NaN,
+    ±Infinity, numbers that overflow a double and lone surrogates; NUL is left."""
     if b"\\u0000" in body:
         raise PayloadError("body", "must not contain NUL (\\u0000) characters")
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
-    except (ValueError, RecursionError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise PayloadError("body", f"is not valid JSON ({exc})") from None
 
 
