@@ -86,21 +86,29 @@ end
 """
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU time used so far by this machine's processes, by program (Linux /proc):
-    read around the measured run, it says where the alerts' cost went when the
-    server runs on this machine."""
+def cpu_seconds() -> dict[tuple[int, str], float]:
+    """CPU time used so far by this machine's processes, by process and program
+    (Linux /proc): read around the measured run, it says where the alerts' cost went
+    when the server runs on this machine."""
     tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             name, fields = stat.read_text().rsplit(")", 1)
         except OSError:
             continue  # exited meanwhile
         values = fields.split()
-        program = name.split("(", 1)[1]
-        used[program] = used.get(program, 0.0) + (int(values[11]) + int(values[12])) / tick
+        used[int(stat.parent.name), name.split("(", 1)[1]] = (int(values[11]) + int(values[12])) / tick
     return used
+
+
+def cpu_by_program(before: dict, after: dict) -> list[tuple[float, str]]:
+    """Seconds spent between the two readings, by program, most first (a process
+    that exited in between is left out)."""
+    spent: dict[str, float] = {}
+    for (pid, program), seconds in after.items():
+        spent[program] = spent.get(program, 0.0) + seconds - before.get((pid, program), 0.0)
+    return sorted(((s, p) for p, s in spent.items()), reverse=True)
 
 
 def label_sets(n: int) -> list[dict]:
@@ -213,8 +221,7 @@ def main():
     print(f"request latency  p50 {latency.get('p50')} ms   p90 {latency.get('p90')} ms   p99 {latency.get('p99')} ms")
     measured = statuses.get(202, 0) * args.group
     if measured:
-        spent = sorted(((after[p] - before.get(p, 0.0), p) for p in after), reverse=True)
-        print("cpu per alert    " + ", ".join(f"{p} {s / measured * 1e6:.0f} µs" for s, p in spent[:5] if s > 0))
+        print("cpu per alert    " + ", ".join(f"{p} {s / measured * 1e6:.0f} µs" for s, p in cpu_by_program(before, after)[:5]))
     ok = stored >= accepted and counted == stored and set(statuses) | set(warmup) == {202}
     print(f"loss check       {'OK' if ok else 'FAILED'}: {stored} stored, {accepted} answered 202; "
           f"{incidents} incidents, alert_count total {counted}")

@@ -95,6 +95,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL")}
+# Django turns psycopg's prepared statements off (for PgBouncer in transaction mode,
+# which needs max_prepared_statements, 1.21+, to carry them).  The ORM's cursors
+# never prepare whatever this says; ingest's few statements ask to be prepared
+# (apps/incidents/prepared.py): planning them costs more than running them.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 if env.bool("DATABASE_POOL", default=False):
     # The ASGI tier runs views in threads; a pool bounds its connections.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 8}
