@@ -250,3 +250,17 @@ def test_other_secret_urls_are_masked_in_logs_too(path):
     (console,) = [h for h in logging.getLogger().handlers if any(isinstance(f, RedactSecrets) for f in h.filters)]
     console.filter(record)
     assert "s3cr3tTOKEN" not in console.format(record)
+
+
+def test_repeats_are_stored_by_statements_prepared_on_the_server(client, ingest_path):
+    """Planning ingest's statements costs more PostgreSQL time than running them, and
+    Django turns psycopg's prepared statements off unless told otherwise."""
+    body = load_fixture("alertmanager_webhook_v4_firing.json")
+    for _ in range(2):
+        assert post(client, ingest_path("alertmanager"), body).status_code == 202
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = cursor.fetchall()
+    assert any("pg_advisory_xact_lock_shared" in sql and plans for sql, plans in prepared)
+    assert any("INSERT INTO incidents_alert" in sql and plans for sql, plans in prepared)
