@@ -88,8 +88,9 @@ end
 
 def cpu_seconds() -> dict[tuple[int, str], float]:
     """CPU time used so far by this machine's processes, by process and program
-    (Linux /proc): read around the measured run, it says where the alerts' cost went
-    when the server runs on this machine."""
+    (Linux /proc), with that of their children that have exited (a database
+    connection's process, say): read around the measured run, it says where the
+    alerts' cost went when the server runs on this machine."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -98,13 +99,13 @@ def cpu_seconds() -> dict[tuple[int, str], float]:
         except OSError:
             continue  # exited meanwhile
         values = fields.split()
-        used[int(stat.parent.name), name.split("(", 1)[1]] = (int(values[11]) + int(values[12])) / tick
+        used[int(stat.parent.name), name.split("(", 1)[1]] = sum(int(v) for v in values[11:15]) / tick
     return used
 
 
 def cpu_by_program(before: dict, after: dict) -> list[tuple[float, str]]:
     """Seconds spent between the two readings, by program, most first (a process
-    that exited in between is left out)."""
+    that started and exited in between is counted with its parent)."""
     spent: dict[str, float] = {}
     for (pid, program), seconds in after.items():
         spent[program] = spent.get(program, 0.0) + seconds - before.get((pid, program), 0.0)
@@ -196,6 +197,8 @@ def main():
                 ["wrk", "-t", "2", "-c", str(args.c), "-d", f"{seconds}s", "--timeout", "30s", "-s", str(Path(tmp) / "bench.lua"), url],
                 env={**os.environ, "BENCH_BODIES": str(Path(tmp) / "bodies")}, capture_output=True, text=True, check=True,
             )
+            if "status " not in run.stdout:
+                print(f"wrk counted no answers:\n{run.stdout}{run.stderr}", file=sys.stderr)
             return (
                 {int(s): int(n) for s, n in re.findall(r"^status (\d+) (\d+)$", run.stdout, re.M)},
                 dict(re.findall(r"^latency (p\d+) ([\d.]+)$", run.stdout, re.M)),

@@ -30,15 +30,16 @@ def _lock_id(service_id: int, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock_keys(service_id: int, keys, *, shared: bool = False) -> None:
-    """Hold every key until the transaction ends (one round trip): exclusively to
-    add or move keys, shared to append alerts to where they route."""
-    if ids := sorted({_lock_id(service_id, key) for key in keys}):
-        prepared.run(_LOCK_SHARED if shared else _LOCK, [ids])
+def lock_ids(service_id: int, keys) -> list[int]:
+    """The keys' advisory lock ids, in the order they are taken."""
+    return sorted({_lock_id(service_id, key) for key in keys})
 
 
-_LOCK = "SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id"
-_LOCK_SHARED = "SELECT count(pg_advisory_xact_lock_shared(id)) FROM unnest(%s::bigint[]) AS id"
+def lock_keys(service_id: int, keys) -> None:
+    """Hold every key, exclusively, until the transaction ends (one round trip), to
+    add or move keys.  (Appends take them shared: ingest._append_repeats.)"""
+    if ids := lock_ids(service_id, keys):
+        prepared.run("SELECT count(pg_advisory_xact_lock(id)) FROM unnest(%s::bigint[]) AS id", [ids])
 
 
 def retrying_deadlocks(work):

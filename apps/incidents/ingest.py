@@ -9,7 +9,8 @@ worker right after commit, before the first page (apps/incidents/settle.py).
 Races are settled by advisory locks on the keys (apps/incidents/dedup.py), taken
 for the whole request at once in ascending order.  A request whose events all
 fire again keys that route to open incidents (most of a storm) takes the locks
-shared and is stored by one prepared statement (_append_repeats; docs/adr/0008).
+shared and is stored by one call of a database function (_append_repeats;
+docs/adr/0008).
 Any other request takes them exclusively, and its firing events are folded in
 with a fixed number of statements whatever their count (keys looked up together,
 incidents and keys inserted in bulk, alerts stored and counted by one statement):
@@ -21,7 +22,7 @@ from datetime import timedelta
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor, entry, record_all
@@ -113,32 +114,27 @@ def _publish(results: list[IngestResult]) -> None:
 
 
 def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
-    """The common case of a storm, in one statement after the locks: every event
-    fires again a key that routes to an open incident.  Returns None, having
-    written nothing, when some key does not route, or when one of the incidents was
-    resolved before the statement could lock it: the caller takes the general path.
+    """The common case of a storm, in one call of a database function (migration
+    incidents 0013): every event fires again a key that routes to an open incident.
+    Returns None, having written nothing, when some key does not route, or when one
+    of the incidents was resolved before the call could lock it: the caller takes
+    the general path.
 
-    The keys' advisory locks are taken first, in the order dedup.lock_keys takes
-    them, so that this cannot deadlock with whoever adds or moves keys (the general
-    path, merges, splits, settling), but shared: an append changes no route, so
-    appends to the same keys need not wait for each other, only for those, which
-    take them exclusively."""
+    Outside a transaction (a web request) the call is one round trip, a transaction
+    of its own; inside one it is part of it.  It takes the keys' advisory locks
+    first, in the order dedup.lock_keys takes them, so that it cannot deadlock with
+    whoever adds or moves keys (the general path, merges, splits, settling), but
+    shared: an append changes no route, so appends to the same keys need not wait
+    for each other, only for those, which take them exclusively."""
     keys = list({e.dedup_key for e in events})
-    with transaction.atomic():
-        dedup.lock_keys(service_id, keys, shared=True)
-        stored = prepared.run(
-            _APPEND_REPEATS,
-            {
-                "service": service_id,
-                "keys": keys,
-                "alerts": _document([_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]),
-                "at": at,
-            },
-        )
-        if not stored or not stored[0][3]:
-            transaction.set_rollback(True)
-            return None
-    return [IngestResult(alert_id, incident_id, number, True, "appended") for alert_id, incident_id, number, _ in stored]
+    rows = [_alert_row(e, None, integration_id, DedupReason.DEDUP_KEY, "") for e in events]
+    stored = prepared.run(_APPEND_REPEATS, [dedup.lock_ids(service_id, keys), service_id, keys, _document(rows), at])
+    if not stored:
+        return None
+    return [IngestResult(alert_id, incident_id, number, True, "appended") for alert_id, incident_id, number in stored]
+
+
+_APPEND_REPEATS = "SELECT * FROM incidents_append_repeats(%s::bigint[], %s::bigint, %s::text[], %s::jsonb, %s)"
 
 
 @dataclass
@@ -302,24 +298,18 @@ def _document(rows: list[dict]) -> str:
     return orjson.dumps(rows).decode()
 
 
-def _storing(inputs: str, *, open_only: bool) -> str:
-    """A statement that stores the alerts of the CTE `input` (n, incident_id, alert:
-    an _alert_row as JSON), which the WITH queries `inputs` end with, and adds them
-    to the alert_count and last_alert_at of their incidents (open ones only, if
-    `open_only`).  It returns, for each alert in order: its id, its incident's id and
-    number, and whether every incident was counted.
-
-    The incidents are locked last (in id order, as dedup.open_routes locks them):
-    in a storm every request appends to the same few incidents, and holding them
-    while the alerts are written made those requests wait for one another.  The
-    data-modifying WITH queries run whether or not the final SELECT reads them;
-    `counted` reads what `stored` returns, so it runs after the insert."""
-    return f"""
-    WITH {inputs},
-    new AS (
-        SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, input.n, input.incident_id,
-               {", ".join(f"r.{c}" for c in _ALERT_COLUMNS if c != "incident_id")}
-          FROM input, jsonb_populate_record(NULL::incidents_alert, input.alert) AS r
+# Stores the alerts of the JSON document %(alerts)s (_alert_row objects) and adds
+# them to the alert_count and last_alert_at of their incidents (locked by the caller:
+# in a request of the general path, they are); returns, for each alert in order, its
+# id and its incident's id and number.  The data-modifying WITH queries run whether
+# or not the final SELECT reads them; `counted` reads what `stored` returns, so it
+# runs after the insert.
+_STORE_ALERTS = f"""
+    WITH new AS (
+        SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, e.n,
+               {", ".join(f"r.{c}" for c in _ALERT_COLUMNS)}
+          FROM jsonb_array_elements(%(alerts)s::jsonb) WITH ORDINALITY AS e(alert, n),
+               jsonb_populate_record(NULL::incidents_alert, e.alert) AS r
     ), stored AS (
         INSERT INTO incidents_alert (id, received_at, {", ".join(_ALERT_COLUMNS)})
         SELECT id, %(at)s, {", ".join(_ALERT_COLUMNS)} FROM new
@@ -327,55 +317,18 @@ def _storing(inputs: str, *, open_only: bool) -> str:
     ), counted AS (
         UPDATE incidents_incident i
            SET alert_count = i.alert_count + c.n, last_alert_at = GREATEST(i.last_alert_at, %(at)s), updated_at = %(at)s
-          FROM (SELECT incident_id, count(*) AS n FROM stored WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c,
-               (SELECT id FROM incidents_incident
-                 WHERE id IN (SELECT incident_id FROM stored){" AND status <> 'resolved'" if open_only else ""}
-                 ORDER BY id FOR NO KEY UPDATE) AS l
-         WHERE i.id = c.incident_id AND i.id = l.id
-        RETURNING i.id
+          FROM (SELECT incident_id, count(*) AS n FROM stored WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c
+         WHERE i.id = c.incident_id
     )
-    SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id),
-           (SELECT count(*) FROM counted) = (SELECT count(DISTINCT incident_id) FROM new)
+    SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id)
       FROM new ORDER BY new.n
     """
-
-
-_ALERTS_JSON = "jsonb_array_elements(%(alerts)s::jsonb) WITH ORDINALITY AS e(alert, n)"
-
-_STORE_ALERTS = _storing(
-    f"input AS (SELECT e.n, (e.alert->>'incident_id')::bigint AS incident_id, e.alert FROM {_ALERTS_JSON})",
-    open_only=False,
-)
-
-# Run after the keys' advisory locks are held, shared (see _append_repeats), so its
-# snapshot sees every change to these keys: no key row needs locking.
-_APPEND_REPEATS = _storing(
-    f"""
-    keys AS (
-        SELECT k.id AS key_id, k.key, k.firing, i.id AS incident_id
-          FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
-         WHERE k.service_id = %(service)s AND k.key = ANY(%(keys)s::text[]) AND k.kind <> 'apart'
-           AND i.status <> 'resolved'
-    ), route AS (
-        SELECT DISTINCT ON (key) * FROM keys ORDER BY key, incident_id DESC
-    ), complete AS (
-        SELECT count(*) = cardinality(%(keys)s::text[]) AS ok FROM route
-    ), refired AS (
-        UPDATE incidents_incidentkey SET firing = true
-         WHERE id IN (SELECT key_id FROM route WHERE NOT firing) AND (SELECT ok FROM complete)
-    ), input AS (
-        SELECT e.n, route.incident_id, e.alert
-          FROM {_ALERTS_JSON} JOIN route ON route.key = e.alert->>'dedup_key'
-         WHERE (SELECT ok FROM complete)
-    )""",
-    open_only=True,
-)
 
 
 def _store_alerts(rows: list[dict], at) -> list[int]:
     """Store the alerts and count them on their incidents, in one round trip for any
     number (the rows travel as one JSON document); returns their ids, in order."""
-    return [pk for pk, _, _, _ in prepared.run(_STORE_ALERTS, {"at": at, "alerts": _document(rows)})]
+    return [pk for pk, _, _ in prepared.run(_STORE_ALERTS, {"at": at, "alerts": _document(rows)})]
 
 
 def _transition(event: AlertEvent, *, service_id, integration_id, actor, at) -> IngestResult:
