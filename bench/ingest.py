@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -86,11 +87,9 @@ end
 """
 
 
-def cpu_seconds() -> dict[tuple[int, str], float]:
-    """CPU time used so far by this machine's processes, by process and program
-    (Linux /proc), with that of their children that have exited (a database
-    connection's process, say): read around the measured run, it says where the
-    alerts' cost went when the server runs on this machine."""
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU time used so far by each of this machine's processes (Linux /proc): pid
+    -> (program, seconds)."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -99,17 +98,39 @@ def cpu_seconds() -> dict[tuple[int, str], float]:
         except OSError:
             continue  # exited meanwhile
         values = fields.split()
-        used[int(stat.parent.name), name.split("(", 1)[1]] = sum(int(v) for v in values[11:15]) / tick
+        used[int(stat.parent.name)] = name.split("(", 1)[1], (int(values[11]) + int(values[12])) / tick
     return used
 
 
-def cpu_by_program(before: dict, after: dict) -> list[tuple[float, str]]:
-    """Seconds spent between the two readings, by program, most first (a process
-    that started and exited in between is counted with its parent)."""
-    spent: dict[str, float] = {}
-    for (pid, program), seconds in after.items():
-        spent[program] = spent.get(program, 0.0) + seconds - before.get((pid, program), 0.0)
-    return sorted(((s, p) for p, s in spent.items()), reverse=True)
+class CpuMeter:
+    """Where the machine's CPU went while the block ran, by program: read every
+    half second, so that a process that exits meanwhile (a database connection's,
+    say) is counted up to its last reading.  It says where the alerts' cost went
+    when the server runs on this machine."""
+
+    def __enter__(self):
+        self.first, self.last = cpu_seconds(), {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self):
+        while not self._stop.wait(0.5):
+            self.last.update(cpu_seconds())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.last.update(cpu_seconds())
+
+    def by_program(self) -> list[tuple[float, str]]:
+        """Seconds spent, by program, most first."""
+        spent: dict[str, float] = {}
+        for pid, (program, seconds) in self.last.items():
+            program = program.split("/")[0]  # kernel threads rename themselves by task
+            spent[program] = spent.get(program, 0.0) + seconds - self.first.get(pid, ("", 0.0))[1]
+        return sorted(((s, p) for p, s in spent.items()), reverse=True)
 
 
 def label_sets(n: int) -> list[dict]:
@@ -207,9 +228,8 @@ def main():
         # The storm's first seconds open its incidents, which the worker then settles
         # (embeds, compares) on the same cores: measured apart from the steady state.
         warmup, _ = wrk(args.warmup) if args.warmup else ({}, {})
-        before = cpu_seconds()
-        statuses, latency = wrk(args.d)
-        after = cpu_seconds()
+        with CpuMeter() as cpu:
+            statuses, latency = wrk(args.d)
     accepted = (statuses.get(202, 0) + warmup.get(202, 0)) * args.group
     with transaction.atomic():  # one snapshot, whatever requests wrk left in flight
         connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -224,7 +244,7 @@ def main():
     print(f"request latency  p50 {latency.get('p50')} ms   p90 {latency.get('p90')} ms   p99 {latency.get('p99')} ms")
     measured = statuses.get(202, 0) * args.group
     if measured:
-        print("cpu per alert    " + ", ".join(f"{p} {s / measured * 1e6:.0f} µs" for s, p in cpu_by_program(before, after)[:5]))
+        print("cpu per alert    " + ", ".join(f"{p} {s / measured * 1e6:.0f} µs" for s, p in cpu.by_program()[:5]))
     ok = stored >= accepted and counted == stored and set(statuses) | set(warmup) == {202}
     print(f"loss check       {'OK' if ok else 'FAILED'}: {stored} stored, {accepted} answered 202; "
           f"{incidents} incidents, alert_count total {counted}")

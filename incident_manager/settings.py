@@ -74,6 +74,11 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# Alert senders' endpoints (apps/integrations/urls.py: token in the URL or a header,
+# JSON in and out, CSRF-exempt) need none of the portal's sessions, users, messages
+# or static files: served through this stack alone (incident_manager/wsgi.py).
+SENDER_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+
 ROOT_URLCONF = "incident_manager.urls"
 WSGI_APPLICATION = "incident_manager.wsgi.application"
 ASGI_APPLICATION = "incident_manager.asgi.application"

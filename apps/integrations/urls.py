@@ -2,7 +2,11 @@ from django.urls import path, re_path
 
 from . import compat_views, link_views, outbound_views, views
 
-urlpatterns = [
+# Where alert senders post, all under SENDER_PATH_PREFIXES: the web process serves
+# these through a shorter middleware stack (incident_manager/wsgi.py).
+SENDER_PATH_PREFIXES = ("/api/v1/ingest/", "/api/v1/heartbeat/", "/v2/enqueue", "/opsgenie/v2/alerts")
+
+sender_urlpatterns = [
     path("api/v1/ingest/<str:token>/<str:kind>", views.ingest_alerts, name="ingest"),
     path("api/v1/ingest/<str:kind>", views.ingest_alerts_bearer, name="ingest-bearer"),
     path("api/v1/heartbeat/<str:token>", views.heartbeat_ping, name="heartbeat"),
@@ -14,6 +18,9 @@ urlpatterns = [
         compat_views.opsgenie_action,
         name="opsgenie-action",
     ),
+]
+
+urlpatterns = sender_urlpatterns + [
     path("integrations/slack/events", outbound_views.slack_events, name="slack-events"),
     path("integrations/slack/link/<str:token>", link_views.slack_link, name="slack-link"),
     path("integrations/twilio/voice/<int:notification_id>/gather", outbound_views.twilio_gather, name="twilio-gather"),
