@@ -50,6 +50,8 @@ def test_a_sender_is_served_without_the_portals_middleware_and_the_portal_with_i
     assert Alert.objects.count() == 2
     assert "Vary" not in headers and "X-Frame-Options" not in headers  # no session, no clickjacking guard
     assert headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still applies
+    assert call("GET", "/api/v1/ingest/no/such/route")[0] == 404
+    assert call("GET", ingest_path("alertmanager"))[0] == 405
 
     status, headers, _ = call("GET", reverse("portal:incident-list"))
     assert status == 302 and "/accounts/login/" in headers["Location"]  # sessions and users
