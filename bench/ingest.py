@@ -11,13 +11,14 @@ The bench creates its own service, with every dedup level on: a grouping rule
 (alertname, cluster; 30 minutes) and the default similarity threshold, so new
 incidents are settled by the worker before they page.  The alerts come from a
 storm's worth of distinct label sets (--label-sets, default 2,000: 10 alert names
-x 2 clusters x 100 instances, so 20 groups), each request carrying --group of
-them picked at random, as Alertmanager re-sends a group's firing alerts every
-group_interval.  --new F makes a fraction F of the alerts new label sets that
+x 2 clusters x 100 instances, so 20 groups), each request one group's
+notification: --group of its alerts (all 100 by default), as Alertmanager
+re-sends a group's firing alerts every group_interval.  --new F makes a fraction F of the alerts new label sets that
 match no grouping rule (each opens an incident, to be settled): the costly case.
 (The warm-up opens the storm's 20 incidents: its alerts/s are not reported.)
 
-Prints alerts/s, request latency percentiles, and a loss check: every alert the
+Prints alerts/s, request latency percentiles, the CPU each program on this
+machine spent per alert while it measured, and a loss check: every alert the
 server answered 202 for is in the database (it may hold more: requests still in
 flight when wrk stops are stored without being counted), and the incidents'
 alert counts add up to the alerts stored.
