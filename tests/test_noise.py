@@ -98,6 +98,21 @@ def test_a_grouped_incident_resolves_when_its_last_alert_resolves(client, ingest
     assert incident.status == "resolved"
 
 
+def test_an_alert_that_fires_again_keeps_its_grouped_incident_open(client, ingest_path, service):
+    """web-1 resolves, then fires again (a flap) while web-2 still fires: when web-2
+    resolves, web-1 is still firing, so the incident stays open."""
+    GroupingRule.objects.create(service=service, name="by alertname", group_by=["alertname"])
+    path = ingest_path("alertmanager")
+    post(client, path, am_body(am_alert("a" * 16, instance="web-1"), am_alert("b" * 16, instance="web-2")))
+    post(client, path, am_body(am_alert("a" * 16, "resolved", instance="web-1"), status="resolved"))
+
+    again = post(client, path, am_body(am_alert("a" * 16, instance="web-1"))).json()["alerts"]
+    assert again[0]["action"] == "appended"
+    resolved = post(client, path, am_body(am_alert("b" * 16, "resolved", instance="web-2"), status="resolved")).json()["alerts"]
+    assert resolved[0]["action"] == "alert_resolved"
+    assert Incident.objects.get().status == "triggered"
+
+
 def test_a_group_quiet_for_longer_than_its_window_opens_a_new_incident(service):
     GroupingRule.objects.create(service=service, name="by alertname", group_by=["alertname"], window_minutes=10)
     start = timezone.now()
