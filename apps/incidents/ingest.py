@@ -299,11 +299,12 @@ def _document(rows: list[dict]) -> str:
 
 
 # Stores the alerts of the JSON document %(alerts)s (_alert_row objects) and adds
-# them to the alert_count and last_alert_at of their incidents (locked by the caller:
-# in a request of the general path, they are); returns, for each alert in order, its
-# id and its incident's id and number.  The data-modifying WITH queries run whether
-# or not the final SELECT reads them; `counted` reads what `stored` returns, so it
-# runs after the insert.
+# them to the alert_count and last_alert_at of their incidents; returns, for each
+# alert in order, its id and its incident's id and number.  The incidents are locked
+# last, in id order (as dedup.open_routes and the append function lock them), so
+# that requests counting alerts on the same incidents cannot deadlock.  The
+# data-modifying WITH queries run whether or not the final SELECT reads them;
+# `counted` reads what `stored` returns, so it runs after the insert.
 _STORE_ALERTS = f"""
     WITH new AS (
         SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, e.n,
@@ -317,8 +318,10 @@ _STORE_ALERTS = f"""
     ), counted AS (
         UPDATE incidents_incident i
            SET alert_count = i.alert_count + c.n, last_alert_at = GREATEST(i.last_alert_at, %(at)s), updated_at = %(at)s
-          FROM (SELECT incident_id, count(*) AS n FROM stored WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c
-         WHERE i.id = c.incident_id
+          FROM (SELECT incident_id, count(*) AS n FROM stored WHERE incident_id IS NOT NULL GROUP BY incident_id) AS c,
+               (SELECT id FROM incidents_incident WHERE id IN (SELECT incident_id FROM stored)
+                 ORDER BY id FOR NO KEY UPDATE) AS l
+         WHERE i.id = c.incident_id AND i.id = l.id
     )
     SELECT new.id, new.incident_id, (SELECT number FROM incidents_incident WHERE id = new.incident_id)
       FROM new ORDER BY new.n
