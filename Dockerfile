@@ -10,8 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
 COPY requirements/ requirements/
-# torch's CPU build (PyPI's Linux wheel is the CUDA one, several GB): docs/adr/0004.
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/base.txt
+# production.txt, not base.txt: the embedded PostgreSQL and Redis and the process
+# manager of `make run` have no place in a deployment, nor the test tools of dev.txt.
+RUN pip install --no-cache-dir -r requirements/production.txt
 
 COPY . .
 RUN useradd --system --uid 10001 app \

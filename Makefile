@@ -6,15 +6,20 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test browser manage bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
 
-$(VENV)/.base: requirements/base.txt
+# --no-compile: Python compiles what a process imports when it first imports it, and
+# bytecode for the rest (most of twilio's and anthropic's generated API modules) would
+# be about 140 MB of the venv that nothing reads.
+PIP_INSTALL := $(PY) -m pip install --quiet --no-compile --disable-pip-version-check
+
+$(VENV)/.base: requirements/base.txt requirements/production.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements/base.txt
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -r requirements/base.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base requirements/dev.txt
-	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
 	touch $@
 
 run: $(VENV)/.base

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_manager.settings")
 
-from incident_manager.devstack import NOTIFY_THREADS, WORKER_ENV  # noqa: E402  (the same layout as make run)
+from incident_manager.devstack import NOTIFY_THREADS  # noqa: E402  (the same layout as make run)
 
 
 def free_port() -> int:
@@ -225,7 +225,7 @@ def main():
         ),
         subprocess.Popen(
             [*celery, "--concurrency", str(args.worker_concurrency), "-Q", queues, "-n", f"bench-{stamp}@%h"],
-            cwd=ROOT, env={**env, **WORKER_ENV}, start_new_session=True,
+            cwd=ROOT, env=env, start_new_session=True,
         ),
     ]
     if args.notify_threads:

@@ -25,11 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DB_NAME = "incident_manager"
 NOTIFY_THREADS = 8  # delivery worker threads (deploy/Procfile says the same)
-# The default queue's prefork processes run the embedding model (settling new incidents).
-# One math thread each: with torch's default of one per core, two processes spin four
-# threads on two shared cores, and settling a storm's incidents went 3-5x slower (measured
-# with bench/notify.py).  The processes give the parallelism.
-WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 def free_port() -> int:
@@ -162,7 +157,6 @@ def run_portal() -> int:
     manager.add_process(
         "worker",
         f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q celery --concurrency 2",
-        env={**os.environ, **WORKER_ENV},
         cwd=str(ROOT),
     )
     # Delivery waits on the network, not the CPU: a thread pool on its own queue.

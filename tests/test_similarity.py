@@ -8,6 +8,8 @@ from django.conf import settings
 from apps.incidents import embeddings
 
 PAIRS = json.loads((Path(__file__).parent / "data" / "similar_pairs.json").read_text())["pairs"]
+# Vectors of the float32 model under sentence-transformers (torch), which the int8 ONNX one replaced.
+REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference_vectors.json").read_text())
 
 
 def similarity(a: str, b: str) -> float:
@@ -34,3 +36,17 @@ def test_vectors_are_unit_length_with_the_schema_dimensions():
     [vector] = embeddings.embed(["gpu memory above #% on gpu-#"])
     assert len(vector) == 384
     assert abs(sum(x * x for x in vector) - 1) < 1e-4
+
+
+def test_the_int8_model_gives_the_vectors_of_the_float32_sentence_transformers_model():
+    vectors = embeddings.embed(REFERENCE["texts"])
+    for text, ours, reference in zip(REFERENCE["texts"], vectors, REFERENCE["vectors"]):
+        assert sum(x * y for x, y in zip(ours, reference)) > 0.999, text
+
+
+def test_a_batch_gives_each_text_the_vector_it_gets_alone():
+    """Texts of a batch are padded to the longest; the padding must not leak into the mean."""
+    short, long = "disk full", "certificate for api.example.org expires in # days on the edge proxies"
+    alone = embeddings.embed([short])[0]
+    batched = embeddings.embed([short, long])[0]
+    assert sum(x * y for x, y in zip(alone, batched)) > 0.99999
