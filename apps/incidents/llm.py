@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-import anthropic
 import jsonschema
 from django.conf import settings
 
@@ -71,20 +70,22 @@ class LLMUnavailable(Exception):
         self.usage = usage
 
 
-def client() -> anthropic.Anthropic:
-    return anthropic.Anthropic(
+def ask(prompt: str, *, tool: str, description: str, schema: dict, max_tokens: int) -> tuple[dict, Usage]:
+    """One forced call of `tool`; its input, validated against `schema`.  The caller
+    redacts the prompt.  Also used by apps/assist (summaries, postmortem drafts)."""
+    # Imported on first use, not at the top: the SDK takes about 3 s of CPU to import
+    # (more than the rest of Django and our apps), which every web and worker process
+    # paid at start, though only workers with ANTHROPIC_API_KEY set ever call Claude.
+    import anthropic
+
+    client = anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.ANTHROPIC_BASE_URL or None,
         timeout=settings.LLM_TIMEOUT_SECONDS,
         max_retries=settings.LLM_MAX_RETRIES,  # the SDK backs off on 429 and 5xx (529 overloaded)
     )
-
-
-def ask(prompt: str, *, tool: str, description: str, schema: dict, max_tokens: int) -> tuple[dict, Usage]:
-    """One forced call of `tool`; its input, validated against `schema`.  The caller
-    redacts the prompt.  Also used by apps/assist (summaries, postmortem drafts)."""
     try:
-        message = client().messages.create(
+        message = client.messages.create(
             model=settings.LLM_MODEL,
             max_tokens=max_tokens,
             tools=[{"name": tool, "description": description, "input_schema": schema}],
