@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser manage bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
+.PHONY: run test browser manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
 
 # --no-compile: Python compiles what a process imports when it first imports it, and
 # bytecode for the rest (most of twilio's and anthropic's generated API modules) would
@@ -40,6 +40,10 @@ test: $(VENV)/.dev browser
 #   make manage ARGS='createapikey ci --scopes incidents:read'
 manage: $(VENV)/.base
 	$(PY) -m incident_manager.devstack exec $(PY) manage.py $(ARGS)
+
+# The venv from base.txt (built anew, in a temporary folder) and the embedding model's load.
+bench-footprint:
+	$(PYTHON) bench/footprint.py $(ARGS)
 
 bench-classify: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/classify_eval.py
