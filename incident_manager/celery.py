@@ -13,8 +13,8 @@ app.autodiscover_tasks()
 
 @worker_process_init.connect
 def load_embedding_model(**kwargs):
-    """Load the embedding model when a worker process starts (seconds of CPU), not
-    in the first settle task of an alert storm, which would hold its first page."""
+    """Load the embedding model when a worker process starts (about half a second of
+    CPU), not in the first settle task of an alert storm, which would hold its first page."""
     from apps.incidents import embeddings  # needs Django set up, which the worker has done by now
 
     try:

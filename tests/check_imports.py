@@ -78,7 +78,10 @@ def import_everything() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     import django
 
-    django.setup()
+    try:
+        django.setup()  # imports the installed apps, most of ours among them
+    except Exception as exc:
+        return {"django.setup()": f"{exc.__class__.__name__}: {exc}"}
     failed = {}
     for path in our_files():
         try:

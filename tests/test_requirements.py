@@ -51,9 +51,9 @@ def check(python: Path, requirements: Path) -> dict:
 
 def test_every_module_imports_from_the_base_requirements_alone_and_every_pin_is_used(base_python):
     report = check(base_python, REQUIREMENTS / "base.txt")
-    assert report["failed"] == {}, "modules that do not import in a venv from base.txt"
-    assert report["unpinned"] == {}, "imports with no pin of their own in base.txt"
-    assert report["unused"] == [], "pins that nothing imports (say 'not imported: why' on the line if meant)"
+    assert report["failed"] == {}, f"modules that do not import in a venv from base.txt: {report['failed']}"
+    assert report["unpinned"] == {}, f"imports with no pin of their own in base.txt: {report['unpinned']}"
+    assert report["unused"] == [], f"pins that nothing imports (say 'not imported: why' if meant): {report['unused']}"
 
 
 def test_an_import_whose_pin_is_removed_is_named_with_its_importers(base_python, tmp_path):
