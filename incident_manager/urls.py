@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("apps.integrations.urls")),
     path("api/", include("apps.incidents.api_urls")),
     path("", include("apps.schedules.urls")),
+    path("", include("apps.escalation.urls")),
     path("", include("apps.incidents.urls")),
     path("", include("apps.assist.urls")),
 ]

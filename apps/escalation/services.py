@@ -1,14 +1,15 @@
 """Start, stop and restart an incident's escalation.
 
-Called by apps/incidents (ingest and the lifecycle verbs) inside their own
-transaction, with the incident row already locked or just created, so the timer
-changes exactly when the incident does.  This module must not import
-apps.incidents.services (which imports it).
+Called by the receivers of the incident lifecycle (receivers.py) inside the
+transaction that changed the incident, with its row already locked or just
+created, so the timer changes exactly when the incident does.
 """
 
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+
+from apps.incidents.models import Incident
 
 from .models import EscalationPolicy, EscalationRule, EscalationState
 
@@ -65,7 +66,7 @@ def stop(incident, *, now: datetime | None = None) -> None:
     state = EscalationState.objects.select_for_update(of=("self",)).select_related("policy").filter(incident_id=incident.pk).first()
     if state is None:
         return
-    if incident.status == "acknowledged":
+    if incident.status == Incident.Status.ACKNOWLEDGED:
         timeout = state.policy.ack_timeout_minutes
         state.status = EscalationState.Status.ACKNOWLEDGED
         state.next_at = now + timedelta(minutes=timeout) if timeout else None

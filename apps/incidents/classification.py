@@ -20,30 +20,7 @@ from dataclasses import dataclass
 
 from . import classification_rules
 from .events import normalise_severity
-from .models import Severity
-
-
-class Category:
-    LATENCY = "latency"
-    ERROR_RATE = "error_rate"
-    QUALITY = "quality"
-    COST = "cost"
-    INFRASTRUCTURE = "infrastructure"
-    AVAILABILITY = "availability"
-    SECURITY = "security"
-    OTHER = "other"
-
-    choices = [
-        (LATENCY, "Latency"),
-        (ERROR_RATE, "Error rate"),
-        (QUALITY, "Quality (accuracy, hallucination, toxicity)"),
-        (COST, "Cost (token spend, quota)"),
-        (INFRASTRUCTURE, "Infrastructure (GPU memory, temperature, OOM)"),
-        (AVAILABILITY, "Availability"),
-        (SECURITY, "Security"),
-        (OTHER, "Other"),
-    ]
-    values = [value for value, _ in choices]
+from .models import Category, Severity
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """AlertEvent: the one shape every sender's alert is parsed into.
 
-Parsers in apps/integrations turn a sender's payload into AlertEvents; ingest()
+The integrations app's parsers turn a sender's payload into AlertEvents; ingest()
 only ever sees these, never a sender's format.
 """
 

@@ -26,10 +26,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor, entry, record_all
-from apps.escalation import services as escalation
-from apps.integrations import outbox
 
-from . import dedup, live, maintenance, prepared, service_settings, services, tasks
+from . import dedup, lifecycle, live, maintenance, prepared, service_settings, services, tasks
 from .classification import classify
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
@@ -110,7 +108,7 @@ def _publish(results: list[IngestResult]) -> None:
         for incident_id in created:
             tasks.second_opinion.delay(incident_id)
     live.publish_incidents_changed(created=created, appended=appended)
-    outbox.alerts_appended(appended)  # throttled Slack thread replies
+    lifecycle.alerts_appended.send(sender=Incident, incident_ids=appended)
 
 
 def _append_repeats(events, *, service_id, integration_id, at) -> list[IngestResult] | None:
@@ -245,7 +243,9 @@ def _refire_keys(service_id: int, keys: list[str]) -> None:
 
 
 def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target], *, actor, windows, at) -> None:
-    """Audit entries, and the escalation timers of the new incidents."""
+    """Audit entries, and the announcement of the new incidents (escalation starts
+    their timers in this transaction; the engine holds each first page until the
+    worker has settled the incident)."""
     if not incidents:
         return
     first_alert = {}
@@ -267,12 +267,7 @@ def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target]
         else:
             paging.append(incident)
     record_all(entries)
-    # The escalation timers start with the incidents, in their transaction; the engine
-    # holds the first page until the worker has settled each one.
-    escalation.start_many(paging, now=at)
-    for incident in paging:
-        if not incident.settling:  # nothing to settle: announced now, in this transaction
-            outbox.announce(incident.pk, incident.service_id)
+    lifecycle.opened.send(sender=Incident, incidents=incidents, paging=paging, at=at)
 
 
 _ALERT_COLUMNS = (

@@ -15,8 +15,8 @@ from decimal import Decimal
 import jsonschema
 from django.conf import settings
 
-from .classification import Category, Classification
-from .models import Severity
+from .classification import Classification
+from .models import Category, Severity
 from .redaction import redact
 
 log = logging.getLogger(__name__)

@@ -45,6 +45,31 @@ class Service(models.Model):
         return self.name
 
 
+class Category:
+    """What an incident is about, as classification (classification.py) decides."""
+
+    LATENCY = "latency"
+    ERROR_RATE = "error_rate"
+    QUALITY = "quality"
+    COST = "cost"
+    INFRASTRUCTURE = "infrastructure"
+    AVAILABILITY = "availability"
+    SECURITY = "security"
+    OTHER = "other"
+
+    choices = [
+        (LATENCY, "Latency"),
+        (ERROR_RATE, "Error rate"),
+        (QUALITY, "Quality (accuracy, hallucination, toxicity)"),
+        (COST, "Cost (token spend, quota)"),
+        (INFRASTRUCTURE, "Infrastructure (GPU memory, temperature, OOM)"),
+        (AVAILABILITY, "Availability"),
+        (SECURITY, "Security"),
+        (OTHER, "Other"),
+    ]
+    values = [value for value, _ in choices]
+
+
 class Severity(models.TextChoices):
     CRITICAL = "critical"
     HIGH = "high"
@@ -185,10 +210,7 @@ class Alert(models.Model):
 
 
 def category_choices():
-    # Deferred: classification.py imports this module (for Severity).  Migrations
-    # refer to this function by name.
-    from .classification import Category
-
+    # Migrations refer to this function by name.
     return Category.choices
 
 

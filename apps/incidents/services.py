@@ -12,10 +12,8 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor, record
-from apps.integrations import outbox
-from apps.escalation import services as escalation
 
-from . import dedup, live
+from . import dedup, lifecycle, live
 from .classification import classify
 from .models import Alert, DedupReason, Incident, IncidentKey, Severity
 
@@ -32,11 +30,11 @@ def _locked(incident: Incident | int) -> Incident:
 
 
 def changed(incident: Incident) -> None:
-    """After commit: the portal and the incident's Slack messages show the change."""
+    """After commit the portal shows the change; whatever else shows the incident
+    (its chat messages) hears of it through lifecycle.changed."""
     # robust: the change is committed; a lost live update must not turn it into an error.
     transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
-    # Slack messages of the incident follow its state (apps/integrations, queued).
-    transaction.on_commit(lambda: outbox.incident_changed(incident.pk), robust=True)
+    lifecycle.changed.send(sender=Incident, incident_id=incident.pk)
 
 
 def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
@@ -51,7 +49,7 @@ def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
         incident.acknowledged_by = actor.user
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.acknowledged", actor=actor, incident=incident)
-        escalation.stop(incident)
+        lifecycle.acknowledged.send(sender=Incident, incident=incident)
         changed(incident)
     return incident
 
@@ -69,7 +67,7 @@ def unacknowledge(incident: Incident | int, *, actor: Actor, reason: str = "") -
         incident.acknowledged_by = None
         incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
         record("incident.unacknowledged", actor=actor, incident=incident, data={"reason": reason} if reason else None)
-        escalation.restart(incident)
+        lifecycle.unacknowledged.send(sender=Incident, incident=incident)
         changed(incident)
     return incident
 
@@ -83,7 +81,7 @@ def escalate(incident: Incident | int, *, actor: Actor) -> Incident:
             return unacknowledge(incident, actor=actor, reason="escalated")
         if incident.status != Incident.Status.TRIGGERED:
             raise TransitionError(f"Incident #{incident.number} is resolved; there is nobody to escalate to.")
-        if escalation.escalate_now(incident) is None:
+        if not lifecycle.answered(lifecycle.escalation_requested, incident=incident):
             raise TransitionError(f"Incident #{incident.number} has no escalation left to run (no policy, or all levels done).")
         record("incident.escalated", actor=actor, incident=incident)
         changed(incident)
@@ -104,7 +102,7 @@ def snooze(incident: Incident | int, *, minutes: int, actor: Actor) -> Incident:
             incident.acknowledged_at = timezone.now()
             incident.acknowledged_by = actor.user
             incident.save(update_fields=["status", "acknowledged_at", "acknowledged_by", "updated_at"])
-        if escalation.snooze(incident, until=until) is None:
+        if not lifecycle.answered(lifecycle.snoozed, incident=incident, until=until):
             raise TransitionError(f"Incident #{incident.number} has no escalation policy to wake it up again.")
         record("incident.snoozed", actor=actor, incident=incident, data={"until": until.isoformat(), "minutes": minutes})
         changed(incident)
@@ -121,7 +119,7 @@ def resolve(incident: Incident | int, *, actor: Actor, reason: str = "") -> Inci
         incident.resolved_by = actor.user
         incident.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
         record("incident.resolved", actor=actor, incident=incident, data={"reason": reason} if reason else None)
-        escalation.stop(incident)
+        lifecycle.resolved.send(sender=Incident, incident=incident)
         _release_children(incident)
         changed(incident)
     return incident
@@ -132,8 +130,7 @@ def _release_children(parent: Incident) -> None:
     (Alertmanager's inhibition ends with the inhibiting alert)."""
     for child in parent.children.select_for_update().filter(status=Incident.Status.TRIGGERED):
         record("incident.released", actor=SYSTEM, incident=child, data={"parent": parent.number})
-        escalation.restart(child)
-        outbox.announce(child.pk, child.service_id)
+        lifecycle.released.send(sender=Incident, incident=child)
         changed(child)
 
 
@@ -171,7 +168,7 @@ def merge(source: Incident | int, *, into: Incident | int, actor: Actor, reason:
         source.alert_count = 0
         source.settling = False
         source.save(update_fields=["status", "resolved_at", "resolved_by", "merged_into", "alert_count", "settling", "updated_at"])
-        escalation.stop(source)
+        lifecycle.merged.send(sender=Incident, incident=source)
         record("incident.merged", actor=actor, incident=source, data={"into": into.number, "reason": reason, "detail": detail})
         record("incident.merge_received", actor=actor, incident=into,
                data={"from": source.number, "alerts": moved, "reason": reason, "detail": detail})
@@ -217,8 +214,7 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         record("incident.split", actor=actor, incident=source, data={"alert": alert.pk, "to": incident.number, "alerts": len(times)})
         record("incident.triggered", actor=actor, incident=incident,
                data={"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": alert.severity, "split_from": source.number})
-        escalation.start(incident)
-        outbox.announce(incident.pk, incident.service_id)
+        lifecycle.opened.send(sender=Incident, incidents=[incident], paging=[incident], at=timezone.now())
         changed(source)
         changed(incident)
     return incident
@@ -248,7 +244,7 @@ def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
 
 
 def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by: str = "person") -> Incident | None:
-    """Set the severity and re-plan escalation for it (escalation.services.replan).
+    """Set the severity; escalation re-plans for it (lifecycle.severity_changed).
 
     `by` says who decided: "person" (through the portal or the API) or "llm".  The
     LLM's opinion is advice a person can overrule: it changes nothing once a person
@@ -275,8 +271,7 @@ def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by
             data={"from": previous, "to": severity, "by": by},
         )
         suppressed = AuditEntry.objects.filter(incident=incident, verb="incident.paging_suppressed").exists()
-        if not suppressed:
-            escalation.replan(incident)
+        lifecycle.severity_changed.send(sender=Incident, incident=incident, paging=not suppressed)
         changed(incident)
     return incident
 

@@ -31,10 +31,8 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from apps.audit.services import Actor, record
-from apps.escalation import services as escalation
-from apps.integrations import outbox
 
-from . import dedup, embeddings, services
+from . import dedup, embeddings, lifecycle, services
 from .models import DedupReason, Incident, IncidentKey, Service, Severity
 
 log = logging.getLogger(__name__)
@@ -94,7 +92,7 @@ def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "De
             log.exception("settling incident %s failed; announcing it unchecked", pk)
             with transaction.atomic():
                 if Incident.objects.filter(pk=pk, settling=True).update(settling=False):
-                    outbox.announce(pk, service_id)
+                    lifecycle.settled.send(sender=Incident, incident_id=pk, service_id=service_id)
             outcomes[pk] = "announced unchecked"
     return outcomes
 
@@ -136,7 +134,7 @@ def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
     if parent := _cause(incident, graph.dependencies_of(incident.service_id)):
         _inhibit(incident, parent)
         return f"inhibited by #{parent.number}"
-    outbox.announce(incident.pk, incident.service_id)
+    lifecycle.settled.send(sender=Incident, incident_id=incident.pk, service_id=incident.service_id)
     adopted = _adopt_effects(incident, graph.dependents_of(incident.service_id))
     return f"announced; holds back {', '.join(f'#{n}' for n in adopted)}" if adopted else "announced"
 
@@ -178,7 +176,7 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
 def _inhibit(incident: Incident, parent: Incident, *, late: bool = False) -> None:
     incident.parent = parent
     incident.save(update_fields=["parent", "updated_at"])
-    escalation.stop(incident)
+    lifecycle.inhibited.send(sender=Incident, incident=incident)
     why = f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"
     record("incident.inhibited", actor=ACTOR, incident=incident,
            data={"parent": parent.number, "service": parent.service.name,

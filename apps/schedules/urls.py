@@ -6,7 +6,6 @@ app_name = "oncall"
 
 urlpatterns = [
     path("oncall/", views.on_call_now, name="now"),
-    path("oncall/services/<int:pk>/", views.service_paging, name="service"),
     path("schedules/<int:pk>/", views.schedule_detail, name="schedule"),
     path("ical/schedule/<str:token>.ics", views.ical_schedule, name="ical-schedule"),
     path("ical/user/<str:token>.ics", views.ical_user, name="ical-user"),

@@ -1,5 +1,5 @@
-"""Portal pages for on-call (who is on call now, a schedule's next two weeks, what a
-service's policy will do) and the secret-URL iCal feeds."""
+"""Portal pages for on-call (who is on call now, a schedule's next two weeks) and the
+secret-URL iCal feeds.  What a service's policy will do is escalation's page."""
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -9,7 +9,6 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts import roles
 from apps.accounts.decorators import role_required
-from apps.escalation import selectors as escalation_selectors
 from apps.incidents.models import Service
 
 from . import ical, selectors
@@ -43,17 +42,6 @@ def schedule_detail(request, pk):
             "shifts": selectors.upcoming_shifts(schedule),
             "feed_url": request.build_absolute_uri(reverse("oncall:ical-schedule", args=[schedule.feed_token])),
         },
-    )
-
-
-@require_GET
-@role_required(roles.can_view)
-def service_paging(request, pk):
-    service = get_object_or_404(Service.objects.select_related("team"), pk=pk)
-    return render(
-        request,
-        "schedules/service_paging.html",
-        {"service": service, "plans": list(escalation_selectors.dry_run(service).items())},
     )
 
 
