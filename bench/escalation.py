@@ -38,7 +38,7 @@ from apps.accounts.models import Team  # noqa: E402
 from apps.escalation import engine, presets  # noqa: E402
 from apps.escalation.models import EscalationState  # noqa: E402
 from apps.incidents.models import Incident, Service  # noqa: E402
-from apps.integrations.models import Notification  # noqa: E402
+from apps.notifications.models import Notification  # noqa: E402
 from apps.schedules.models import Layer, LayerMember, Schedule  # noqa: E402
 
 BEAT = 2.0

@@ -192,7 +192,7 @@ def main():
 
     from apps.accounts.models import Team
     from apps.incidents.models import Service
-    from apps.integrations.models import Notification, SlackChannelLink, SlackWorkspace
+    from apps.notifications.models import Notification, SlackChannelLink, SlackWorkspace
     from apps.integrations.services import create_integration, ingestion_url
 
     call_command("migrate", verbosity=0)

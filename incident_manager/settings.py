@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.incidents",
     "apps.integrations",
+    "apps.notifications",
     "apps.schedules",
     "apps.escalation",
     "apps.assist",
@@ -146,8 +147,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered
 # messages neither waits behind nor holds up the CPU-bound tasks on the default queue.
 NOTIFY_QUEUE = "notify"
 CELERY_TASK_ROUTES = {
-    f"apps.integrations.tasks.{name}": {"queue": NOTIFY_QUEUE}
-    for name in ("deliver_notifications", "deliver_due", "update_slack_messages", "post_slack_followup")
+    name: {"queue": NOTIFY_QUEUE}
+    for name in (
+        "apps.notifications.outbox.deliver_notifications",
+        "apps.notifications.outbox.deliver_due",
+        "apps.notifications.channels.slack.update_slack_messages",
+        "apps.notifications.channels.slack.post_slack_followup",
+    )
 }
 # Synced into django-celery-beat's tables on start, where admins see and tune them.
 CELERY_BEAT_SCHEDULE = {
@@ -158,7 +164,7 @@ CELERY_BEAT_SCHEDULE = {
     # not started within 10 s is dropped: the next one does the same work.
     "escalation-tick": {"task": "apps.escalation.tasks.tick", "schedule": 2.0, "options": {"expires": 10}},
     # Notifications whose next attempt is due (retries, and any whose task was lost).
-    "deliver-due-notifications": {"task": "apps.integrations.tasks.deliver_due", "schedule": 1.0},
+    "deliver-due-notifications": {"task": "apps.notifications.outbox.deliver_due", "schedule": 1.0},
     "check-heartbeats": {"task": "apps.integrations.tasks.check_heartbeats", "schedule": 30.0},
     # Summaries, embeddings and postmortem drafts the incident pages are missing.
     "assist-sweep": {"task": "apps.assist.tasks.sweep", "schedule": 30.0, "options": {"expires": 25}},

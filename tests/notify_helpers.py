@@ -2,8 +2,8 @@
 
 from django.utils import timezone
 
-from apps.integrations.channels.webhook import new_secret
-from apps.integrations.models import Notification, SlackChannelLink, SlackWorkspace, WebhookEndpoint
+from apps.notifications.channels.webhook import new_secret
+from apps.notifications.models import Notification, SlackChannelLink, SlackWorkspace, WebhookEndpoint
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the one in the documented vectors (tests/fixtures)
 TEAM_ID = "T0123ABCD"

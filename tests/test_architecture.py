@@ -1,5 +1,7 @@
 """Dependencies run one way (../docs/adr/0009): incidents announce what happened and
-import none of the apps that listen; schedules know nothing of escalation."""
+import none of the apps that listen; schedules know nothing of escalation; what goes
+out (notifications) knows nothing of what comes in (integrations) nor of who decides
+to page (escalation), which writes its rows through notifications."""
 
 import ast
 from pathlib import Path
@@ -29,7 +31,9 @@ def imports_of(app: str) -> dict[str, set[str]]:
     "app, forbidden",
     [
         ("incidents", ("apps.escalation", "apps.integrations", "apps.notifications")),
-        ("schedules", ("apps.escalation",)),
+        ("schedules", ("apps.escalation", "apps.integrations", "apps.notifications")),
+        ("notifications", ("apps.escalation", "apps.integrations")),
+        ("escalation", ("apps.integrations",)),
     ],
 )
 def test_an_app_imports_none_of_the_apps_that_depend_on_it(app, forbidden):

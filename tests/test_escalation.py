@@ -15,7 +15,7 @@ from apps.escalation.models import EscalationPolicy, EscalationRule, EscalationS
 from apps.incidents import services
 from apps.incidents.events import AlertEvent
 from apps.incidents.ingest import ingest
-from apps.integrations.models import Notification
+from apps.notifications.models import Notification
 from apps.schedules.models import Layer, LayerMember, Override, Schedule
 
 from .factories import IncidentFactory, MembershipFactory, ServiceFactory, TeamFactory
@@ -374,7 +374,7 @@ def test_pages_the_right_person_around_a_dst_change(world, tz, day):
 def test_a_level_without_channels_reaches_each_person_by_their_own_rules():
     """PagerDuty's model: escalation picks the person, the person's notification rules
     pick the channels ("critical: SMS at once, call after 2 minutes; others: Slack")."""
-    from apps.integrations.models import ContactMethod, NotificationRule
+    from apps.notifications.models import ContactMethod, NotificationRule
 
     service = ServiceFactory()
     alice, bob = person("alice"), person("bob")

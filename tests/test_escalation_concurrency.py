@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEntry
 from apps.escalation import engine, presets
 from apps.escalation.models import EscalationState
-from apps.integrations.models import Notification
+from apps.notifications.models import Notification
 
 from .factories import IncidentFactory, ServiceFactory
 

@@ -18,7 +18,7 @@ from apps.incidents.events import AlertEvent
 from apps.incidents.ingest import ingest
 from apps.incidents.models import Incident
 from apps.incidents.triage import second_opinion
-from apps.integrations.models import Notification
+from apps.notifications.models import Notification
 from apps.schedules.models import Layer, LayerMember, Schedule
 
 from .factories import MembershipFactory, ServiceFactory, TeamFactory, UserFactory

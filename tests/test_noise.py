@@ -20,7 +20,7 @@ from apps.incidents import services, settle
 from apps.incidents.events import AlertEvent
 from apps.incidents.ingest import ingest
 from apps.incidents.models import Alert, GroupingRule, Incident
-from apps.integrations.models import Notification, WebhookEndpoint
+from apps.notifications.models import Notification, WebhookEndpoint
 
 from .factories import MembershipFactory, ServiceFactory, UserFactory
 

@@ -11,9 +11,9 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
-from apps.integrations import breaker, outbox
-from apps.integrations.channels import sms, webhook
-from apps.integrations.models import ContactMethod, Notification, SlackMessage
+from apps.notifications import breaker, outbox
+from apps.notifications.channels import sms, webhook
+from apps.notifications.models import ContactMethod, Notification, SlackMessage
 
 from .factories import IncidentFactory, MembershipFactory, UserFactory
 from .notify_fakes import _clean_breakers, fake_receiver, fake_slack, fake_smtp, fake_twilio  # noqa: F401
@@ -433,9 +433,9 @@ def test_incident_page_and_admin_show_attempts_never_secrets(client, service, fa
     page = client.get(f"/incidents/{incident.pk}/").content.decode()
     assert "Notifications" in page and "HTTP 500" in page and "pending" in page
 
-    listing = client.get("/admin/integrations/notification/").content.decode()
+    listing = client.get("/admin/notifications/notification/").content.decode()
     assert "HTTP 500" in listing
-    change = client.get(f"/admin/integrations/slackworkspace/{link.workspace.pk}/change/").content.decode()
+    change = client.get(f"/admin/notifications/slackworkspace/{link.workspace.pk}/change/").content.decode()
     assert "xoxb-test-token" not in change and "8f742231b10e" not in change
     assert link.workspace.signing_secret_sealed not in change
 

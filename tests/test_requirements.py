@@ -67,7 +67,7 @@ def test_an_import_whose_pin_is_removed_is_named_with_its_importers(base_python,
     (tmp_path / "base.txt").write_text((tmp_path / "base.txt").read_text() + "\nstructlog==26.1.0\n")
     report = check(base_python, tmp_path / "base.txt")
     assert report["failed"] == {}
-    assert "apps/integrations/channels/webhook.py" in report["unpinned"]["httpx"]
+    assert "apps/notifications/channels/webhook.py" in report["unpinned"]["httpx"]
     assert list(report["unpinned"]) == ["httpx"]
     assert report["unused"] == ["structlog"]  # a pin nothing imports and no comment explains
 

@@ -324,7 +324,7 @@ def test_a_signed_integration_refuses_unsigned_or_forged_bodies(client, service)
     import time
     from urllib.parse import urlsplit
 
-    from apps.integrations.sealed import seal
+    from apps.accounts.sealed import seal
     from apps.integrations.services import ingestion_url
 
     integration, token = create_integration(name="grafana", kind="grafana", service=service)

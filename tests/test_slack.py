@@ -19,9 +19,10 @@ from apps.audit.models import AuditEntry
 from apps.audit.services import Actor
 from apps.incidents import services
 from apps.incidents.models import Incident
-from apps.integrations import outbox, slack_linking
-from apps.integrations.channels import slack
-from apps.integrations.models import ContactMethod, SlackMessage
+from apps.integrations import slack_linking
+from apps.notifications import outbox
+from apps.notifications.channels import slack
+from apps.notifications.models import ContactMethod, SlackMessage
 
 from .factories import IncidentFactory, MembershipFactory, UserFactory
 from .notify_fakes import _clean_breakers, fake_slack  # noqa: F401

@@ -3,8 +3,9 @@
 Celery beat runs it every 2 seconds (apps/escalation/tasks.py).  Each round takes
 up to `batch` due EscalationStates with SELECT … FOR UPDATE SKIP LOCKED, so any
 number of ticks can run at once without two of them taking the same state, and
-in ONE transaction writes for each state its Notification rows (the outbox;
-delivery is apps/integrations' job), an audit entry, and the state's next level.
+in ONE transaction writes for each state its Notification rows (the outbox, through
+notifications.outbox.write; delivery is that app's job), an audit entry, and the
+state's next level.
 A tick that dies mid-way commits nothing of its round; the next tick, in any
 worker, finds the same states still due.  Every Notification carries an
 idempotency key (incident, cycle, level, user, channel), so even a level fired
@@ -29,9 +30,11 @@ from apps.audit.models import AuditEntry
 from apps.audit.services import Actor
 from apps.incidents import services as incident_services
 from apps.incidents.models import Incident
-from apps.integrations.addresses import notification_plan
-from apps.integrations.models import Notification
+from apps.notifications import outbox
+from apps.notifications.addresses import notification_plan
+from apps.notifications.models import Notification
 from apps.schedules import oncall
+from incident_manager.bulk import insert
 
 from . import bulk, services
 from .models import EscalationPolicy, EscalationState
@@ -131,9 +134,8 @@ def _lock_incidents(states: list[EscalationState], *, skipped: set[int]) -> list
 
 
 def _apply(steps: list[Step]) -> None:
-    # A duplicate key (the same level fired twice) inserts nothing.
-    bulk.insert(Notification, [n for step in steps for n in step.notifications], ignore_conflicts=True)
-    bulk.insert(AuditEntry, [e for step in steps for e in step.audit])
+    outbox.write([n for step in steps for n in step.notifications])
+    insert(AuditEntry, [e for step in steps for e in step.audit])
     bulk.update_states([step.state for step in steps if step.state is not None], timezone.now())
 
 
@@ -229,7 +231,7 @@ def next_digest_at(now: datetime) -> datetime:
 
 def _channels_for(user_id: int, channels: list[str], severity: str) -> list[tuple[str, int]]:
     """The level's channels, each at once; a level without channels uses the person's
-    own notification rules (apps/integrations/addresses.py)."""
+    own notification rules (apps/notifications/addresses.py)."""
     if channels:
         return [(channel, 0) for channel in channels]
     user = User.objects.get(pk=user_id)

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.incidents.models import Severity
-from apps.integrations.models import Notification
+from apps.notifications.models import Notification
 from apps.schedules.models import Weekday, validate_time_zone
 
 

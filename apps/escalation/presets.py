@@ -14,7 +14,7 @@ from datetime import time
 
 from django.db import transaction
 
-from apps.integrations.models import Notification
+from apps.notifications.models import Notification
 
 from .models import EscalationPolicy, EscalationRule
 

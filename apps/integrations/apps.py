@@ -8,4 +8,4 @@ class IntegrationsConfig(AppConfig):
     def ready(self):
         # Connect the receivers that reload the copies of integrations (versioned_copy)
         # in every process: an integration disabled from a shell must stop ingest too.
-        from . import receivers, selectors  # noqa: F401
+        from . import selectors  # noqa: F401

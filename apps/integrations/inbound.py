@@ -11,7 +11,7 @@ from apps.incidents.ingest import IngestResult, ingest
 
 from .models import Integration
 from .parsers import PayloadError
-from .sealed import unseal
+from apps.accounts.sealed import unseal
 
 SIGNATURE_MAX_AGE = 300  # seconds, for signatures over a timestamp
 

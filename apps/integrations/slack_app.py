@@ -32,9 +32,10 @@ from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.ingest import ingest
 from apps.incidents.models import Incident, Service
 
+from apps.notifications.channels import PermanentError, RetryableError, slack
+from apps.notifications.models import ContactMethod, SlackWorkspace
+
 from . import slack_linking
-from .channels import PermanentError, RetryableError, slack
-from .models import ContactMethod, SlackWorkspace
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from apps.audit.services import Actor, record
 
-from .models import ContactMethod, SlackWorkspace
+from apps.notifications.models import ContactMethod, SlackWorkspace
 
 SALT = "integrations.slack-link"
 MAX_AGE_SECONDS = 3600

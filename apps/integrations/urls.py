@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import compat_views, link_views, outbound_views, views
+from . import callbacks, compat_views, link_views, views
 
 # Where alert senders post, all under SENDER_PATH_PREFIXES: the web process serves
 # these through a shorter middleware stack (incident_manager/wsgi.py).
@@ -21,8 +21,8 @@ sender_urlpatterns = [
 ]
 
 urlpatterns = sender_urlpatterns + [
-    path("integrations/slack/events", outbound_views.slack_events, name="slack-events"),
+    path("integrations/slack/events", callbacks.slack_events, name="slack-events"),
     path("integrations/slack/link/<str:token>", link_views.slack_link, name="slack-link"),
-    path("integrations/twilio/voice/<int:notification_id>/gather", outbound_views.twilio_gather, name="twilio-gather"),
-    path("integrations/twilio/status/<int:notification_id>", outbound_views.twilio_status, name="twilio-status"),
+    path("integrations/twilio/voice/<int:notification_id>/gather", callbacks.twilio_gather, name="twilio-gather"),
+    path("integrations/twilio/status/<int:notification_id>", callbacks.twilio_status, name="twilio-status"),
 ]

@@ -1,5 +1,6 @@
-"""Outbound channels' callbacks: Slack interactivity, Twilio's voice gather and its
-status callbacks."""
+"""What Slack and Twilio call back with: Slack's interactivity and slash commands,
+Twilio's voice gather (a key pressed on a page call) and its delivery status.
+Every change of an incident goes through incidents.services."""
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -10,9 +11,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from apps.audit.services import Actor
 from apps.incidents import services as incident_services
+from apps.notifications import delivery_reports
+from apps.notifications.models import Notification
 
-from . import delivery_reports
-from .models import Notification
 from .slack_app import handler_for, team_id_of
 
 

@@ -10,6 +10,7 @@ import logging
 import socket
 import urllib.error
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from slack_sdk import WebClient
@@ -194,8 +195,6 @@ def send(notification) -> str:
 
 def _refresh_if_changed(incident_id: int, rendered) -> None:
     if Incident.objects.filter(pk=incident_id).exclude(updated_at=rendered).exists():
-        from ..tasks import update_slack_messages
-
         update_slack_messages.delay(incident_id)
 
 
@@ -255,3 +254,15 @@ def post_followups(incident_id: int) -> int:
             message.save(update_fields=["alert_count_posted", "updated_at"])
             posted += 1
     return posted
+
+
+@shared_task
+def update_slack_messages(incident_id: int) -> int:
+    """Bring the incident's Slack messages up to date (chat.update).  Idempotent: it
+    renders the incident as it is now."""
+    return update_messages(incident_id)
+
+
+@shared_task
+def post_slack_followup(incident_id: int) -> int:
+    return post_followups(incident_id)

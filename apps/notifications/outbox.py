@@ -1,9 +1,10 @@
 """The outbox: Notification rows in, messages out.
 
-Writers (ingest's announce() here, escalation's tick()) insert rows in their own
-transaction and, on commit, enqueue `tasks.deliver_notifications`; the beat task
-`tasks.deliver_due` picks up every row whose next attempt is due, so a lost task
-only delays a message by a second.
+Writers (announce() here, for the incident lifecycle's receivers; write() for
+escalation's tick()) insert rows in their own transaction and, on commit, enqueue
+the task `deliver_notifications`; the beat task `deliver_due` picks up every row
+whose next attempt is due, so a lost task only delays a message by a second.
+The tasks are defined here, beside what they run (tasks.py registers them).
 
 deliver() holds the row's lock (SELECT … FOR UPDATE SKIP LOCKED) for the whole
 attempt: a second deliverer of the same row skips it instead of sending twice,
@@ -15,6 +16,7 @@ the row pending for the next tick (at least once).  Retries are timers in the ro
 import logging
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -25,7 +27,9 @@ from apps.audit.services import SYSTEM, record
 from apps.incidents import throttle
 
 from . import breaker, channels
-from .channels import PermanentError, RetryableError
+from .channels import PermanentError, RetryableError, slack
+from incident_manager.bulk import insert
+
 from .models import Notification, SlackChannelLink, SlackMessage, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -69,14 +73,43 @@ def announce(incident_id: int, service_id: int, team_id: int | None = None) -> l
     return ids
 
 
+def write(rows: list[Notification]) -> None:
+    """Write rows decided elsewhere (escalation's tick), in the caller's transaction,
+    in one statement however many.  A row whose idempotency key exists already (the
+    same level fired twice) inserts nothing."""
+    insert(Notification, rows, ignore_conflicts=True)
+
+
 def enqueue(ids: list[int]) -> None:
     """Deliver these rows as soon as their transaction commits."""
     if not ids:
         return
-    from .tasks import deliver_notifications  # tasks imports this module
-
     # robust: the rows are committed; if the broker is away, deliver_due sends them.
     transaction.on_commit(lambda: deliver_notifications.delay(ids), robust=True)
+
+
+FAN_OUT = 20  # rows per task when the beat finds many due at once
+
+
+@shared_task
+def deliver_notifications(ids: list[int]) -> dict:
+    """Attempt these rows now.  Safe to run twice: deliver() skips rows that are
+    delivered, not yet due, or locked by another worker."""
+    outcomes = {}
+    for pk in ids:
+        outcome = deliver(pk)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+@shared_task
+def deliver_due() -> int:
+    """Beat, every second: rows whose next attempt is due (retries, fallbacks, rows
+    whose task was lost), spread over the workers."""
+    ids = claim_for_enqueue(due_ids())
+    for start in range(0, len(ids), FAN_OUT):
+        deliver_notifications.delay(ids[start : start + FAN_OUT])
+    return len(ids)
 
 
 # ----- delivering rows ---------------------------------------------------------------------
@@ -245,22 +278,18 @@ FOLLOWUP_THROTTLE_SECONDS = 30
 def incident_changed(incident_id: int) -> None:
     """After a change commits (any caller: portal, API, Slack, tasks): update its Slack
     messages.  Queued, not inline: Slack's latency stays out of the request."""
-    from .tasks import update_slack_messages  # tasks imports this module
-
     if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
-        update_slack_messages.delay(incident_id)
+        slack.update_slack_messages.delay(incident_id)
 
 
 def alerts_appended(incident_ids: list[int]) -> None:
     """After more alerts joined open incidents: a thread reply, at most one per
     incident per FOLLOWUP_THROTTLE_SECONDS (the reply counts all that arrived since).
     One Redis round trip per ingest request, whatever the number of incidents."""
-    from .tasks import post_slack_followup  # tasks imports this module
-
     keys = {f"slack-followup:{pk}": pk for pk in incident_ids}
     due = [keys[key] for key in throttle.first_in_window(list(keys), FOLLOWUP_THROTTLE_SECONDS)]
     if not due:
         return
     threads = SlackMessage.objects.filter(incident_id__in=due).exclude(ts="").values_list("incident_id", flat=True)
     for incident_id in sorted(set(threads)):
-        post_slack_followup.apply_async((incident_id,), countdown=FOLLOWUP_THROTTLE_SECONDS)
+        slack.post_slack_followup.apply_async((incident_id,), countdown=FOLLOWUP_THROTTLE_SECONDS)

@@ -67,12 +67,12 @@ def send(notification) -> str:
     root = thread_id(incident)
     message = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string("integrations/email/incident.txt", context),
+        body=render_to_string("notifications/email/incident.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=to,
         headers={"Message-ID": message_id, "In-Reply-To": root, "References": root},
     )
-    message.attach_alternative(render_to_string("integrations/email/incident.html", context), "text/html")
+    message.attach_alternative(render_to_string("notifications/email/incident.html", context), "text/html")
     _send(message)
     return message_id
 
@@ -120,12 +120,12 @@ def send_digest(notification) -> str:
     message_id = f"<digest-{notification.pk}.{secrets.token_hex(4)}@{_domain()}>"
     message = EmailMultiAlternatives(
         subject=f"Digest: {len(incidents)} low-severity incident{'s' if len(incidents) != 1 else ''}",
-        body=render_to_string("integrations/email/digest.txt", context),
+        body=render_to_string("notifications/email/digest.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=to,
         headers={"Message-ID": message_id},
     )
-    message.attach_alternative(render_to_string("integrations/email/digest.html", context), "text/html")
+    message.attach_alternative(render_to_string("notifications/email/digest.html", context), "text/html")
     _send(message)
     now = timezone.now()
     for other in others:
