@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
-from apps.audit.services import Actor
+from apps.audit.services import Actor, entry
 from apps.incidents import services as incident_services
 from apps.incidents.models import Incident
 from apps.notifications import outbox
@@ -163,10 +163,11 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
         resume = _next_business_start(policy, now)
         state.next_at = resume or now + timedelta(days=1)
         step.audit.append(
-            _entry(
-                incident,
+            entry(
                 "escalation.deferred",
-                {"policy": policy.pk, "policy_name": policy.name, "level": state.level, "cycle": state.cycle,
+                actor=ACTOR,
+                incident=incident,
+                data={"policy": policy.pk, "policy_name": policy.name, "level": state.level, "cycle": state.cycle,
                  "until": state.next_at.isoformat(), "why": "outside the policy's business hours"},
             )
         )
@@ -208,10 +209,11 @@ def _plan(state: EscalationState, resolver: Resolver, now: datetime) -> Step:
                 )
             )
     step.audit.append(
-        _entry(
-            incident,
+        entry(
             "escalation.notified",
-            {
+            actor=ACTOR,
+            incident=incident,
+            data={
                 **base_reason,
                 "channels": channels,
                 "targets": [{"user": u, "username": names.get(u, str(u)), "why": why} for u, why in targets.items()],
@@ -274,11 +276,6 @@ def _ack_timeout(state: EscalationState, now: datetime) -> Step:
         state.status, state.next_at = EscalationState.Status.STOPPED, None
         return Step(state)
     return Step(None)  # unacknowledge() / restart() saved the state themselves
-
-
-def _entry(incident, verb: str, data: dict) -> AuditEntry:
-    # audit.services.record() writes one row; a tick writes hundreds at once.
-    return AuditEntry(verb=verb, actor=None, actor_label=ACTOR.label, incident_id=incident.pk, data=data)
 
 
 def _in_business_hours(policy: EscalationPolicy, at: datetime) -> bool:

@@ -25,10 +25,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import Actor, entry, record_all
+from apps.audit.services import Actor
 
 from . import dedup, lifecycle, live, maintenance, prepared, service_settings, services, tasks
-from .classification import classify
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
 
@@ -178,7 +177,12 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
         else:
             silenced = maintenance.first_match(windows, event.labels)
             # Without similarity or dependencies there is nothing to check before paging.
-            incident = _new_incident(event, service_id, at, settling=config.settle_first and silenced is None)
+            incident = services.new_incident(
+                title=event.title, description=event.description, severity=event.severity, service_id=service_id,
+                dedup_key=event.dedup_key, fingerprint=event.fingerprint, labels=event.labels, source=event.source,
+                alert_count=0,  # counted as its alerts are stored (_store_alerts)
+                first_alert_at=at, last_alert_at=at, settling=config.settle_first and silenced is None,
+            )
             targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
             opened[event.dedup_key] = incident
             new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
@@ -215,25 +219,6 @@ def _grouped(rule) -> str:
     return f"grouping rule “{rule.name}”: same {', '.join(rule.group_by)} within {rule.window_minutes} min"
 
 
-def _new_incident(event: AlertEvent, service_id: int, at, *, settling: bool) -> Incident:
-    verdict = classify(event.title, event.description, event.labels, source=event.source)  # microseconds, no I/O
-    return Incident(
-        title=event.title,
-        description=event.description,
-        severity=event.severity,
-        service_id=service_id,
-        dedup_key=event.dedup_key,
-        fingerprint=event.fingerprint,
-        labels=event.labels,
-        alert_count=0,  # counted as its alerts are stored (_store_alerts)
-        first_alert_at=at,
-        last_alert_at=at,
-        **verdict.incident_fields(),
-        # Compared with open incidents by the worker before it may page (apps/incidents/settle.py).
-        settling=settling,
-    )
-
-
 def _refire_keys(service_id: int, keys: list[str]) -> None:
     """Keys their sender had resolved fire again inside still-open grouped incidents."""
     if keys:
@@ -243,31 +228,12 @@ def _refire_keys(service_id: int, keys: list[str]) -> None:
 
 
 def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target], *, actor, windows, at) -> None:
-    """Audit entries, and the announcement of the new incidents (escalation starts
-    their timers in this transaction; the engine holds each first page until the
-    worker has settled the incident)."""
-    if not incidents:
-        return
-    first_alert = {}
+    """The new incidents' first alerts, for their audit entries (services.opened)."""
+    triggered = {}
     for event, alert_id, t in zip(events, alert_ids, targets):
-        if t.new is not None:
-            first_alert.setdefault(t.new.pk, (alert_id, event.dedup_key))
-    entries, paging = [], []
-    for incident in incidents:
-        alert_id, dedup_key = first_alert[incident.pk]
-        entries.append(
-            entry("incident.triggered", actor=actor, incident=incident,
-                  data={"alert": alert_id, "dedup_key": dedup_key, "severity": incident.severity})
-        )
-        if window := maintenance.first_match(windows, incident.labels):
-            entries.append(
-                entry("incident.paging_suppressed", actor=actor, incident=incident,
-                      data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()})
-            )
-        else:
-            paging.append(incident)
-    record_all(entries)
-    lifecycle.opened.send(sender=Incident, incidents=incidents, paging=paging, at=at)
+        if t.new is not None and t.new.pk not in triggered:
+            triggered[t.new.pk] = {"alert": alert_id, "dedup_key": event.dedup_key, "severity": t.new.severity}
+    services.opened(incidents, triggered=triggered, actor=actor, windows=windows, at=at)
 
 
 _ALERT_COLUMNS = (

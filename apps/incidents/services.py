@@ -11,9 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
-from apps.audit.services import SYSTEM, Actor, record
+from apps.audit.services import SYSTEM, Actor, entry, record, record_all
 
-from . import dedup, lifecycle, live
+from . import dedup, lifecycle, live, maintenance
 from .classification import classify
 from .models import Alert, DedupReason, Incident, IncidentKey, Severity
 
@@ -35,6 +35,43 @@ def changed(incident: Incident) -> None:
     # robust: the change is committed; a lost live update must not turn it into an error.
     transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
     lifecycle.changed.send(sender=Incident, incident_id=incident.pk)
+
+
+def new_incident(*, title: str, description: str = "", severity: str, service_id: int, dedup_key: str,
+                 fingerprint: str, labels: dict, source: str, alert_count: int, first_alert_at, last_alert_at,
+                 settling: bool = False) -> Incident:
+    """An incident not yet saved, classified by the rules (microseconds, no I/O).  Ingest
+    inserts a request's new incidents in one statement; then opened() for all of them."""
+    verdict = classify(title, description, labels, source=source)
+    return Incident(
+        title=title, description=description, severity=severity, service_id=service_id, dedup_key=dedup_key,
+        fingerprint=fingerprint, labels=labels, alert_count=alert_count,
+        first_alert_at=first_alert_at, last_alert_at=last_alert_at,
+        **verdict.incident_fields(),
+        # Compared with open incidents by the worker before it may page (settle.py).
+        settling=settling,
+    )
+
+
+def opened(incidents: list[Incident], *, triggered: dict[int, dict], actor: Actor, windows=(), at) -> None:
+    """Incidents just inserted: their audit entries ("incident.triggered" with
+    `triggered[pk]`, and "incident.paging_suppressed" for those a maintenance window of
+    `windows` silences), then lifecycle.opened for the ones that page.  In the
+    transaction that inserted them."""
+    if not incidents:
+        return
+    entries, paging = [], []
+    for incident in incidents:
+        entries.append(entry("incident.triggered", actor=actor, incident=incident, data=triggered[incident.pk]))
+        if window := maintenance.first_match(windows, incident.labels):
+            entries.append(
+                entry("incident.paging_suppressed", actor=actor, incident=incident,
+                      data={"maintenance_window": window.pk, "reason": window.reason, "until": window.ends_at.isoformat()})
+            )
+        else:
+            paging.append(incident)
+    record_all(entries)
+    lifecycle.opened.send(sender=Incident, incidents=incidents, paging=paging, at=at)
 
 
 def acknowledge(incident: Incident | int, *, actor: Actor) -> Incident:
@@ -134,6 +171,35 @@ def _release_children(parent: Incident) -> None:
         changed(child)
 
 
+def inhibit(incident: Incident, *, parent: Incident, actor: Actor, late: bool = False) -> None:
+    """Hold a settling incident back: an open incident of a service it depends on is
+    its cause (Alertmanager's inhibition).  The caller has the row locked; `late` says
+    the cause was found after the incident had been announced."""
+    incident.parent = parent
+    incident.save(update_fields=["parent", "updated_at"])
+    lifecycle.inhibited.send(sender=Incident, incident=incident)
+    why = f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"
+    record("incident.inhibited", actor=actor, incident=incident,
+           data={"parent": parent.number, "service": parent.service.name,
+                 "why": why + (" (found after this incident had been announced)" if late else "")})
+    changed(incident)
+
+
+def reclassify(incident: Incident | int, *, fields: dict, actor: Actor, data: dict) -> Incident:
+    """The LLM's classification replaces the rules' (`fields`: Classification.incident_fields),
+    but for the dimensions it could not tell, which the rules may have.  The severity
+    is changed apart, by change_severity (advice a person may have overruled)."""
+    with transaction.atomic():
+        incident = _locked(incident)
+        fields = {**fields, "llm_model": fields["llm_model"] or incident.llm_model,
+                  "environment": fields["environment"] or incident.environment}
+        for name, value in fields.items():
+            setattr(incident, name, value)
+        incident.save(update_fields=[*fields, "updated_at"])
+        record("incident.classified", actor=actor, incident=incident, data=data)
+    return incident
+
+
 def merge(source: Incident | int, *, into: Incident | int, actor: Actor, reason: str = DedupReason.MERGED, detail: str = "") -> Incident:
     """Fold `source` into `into`: its alerts and keys move (later alerts of those keys
     join `into`), and `source` is resolved as merged.  Returns `into`."""
@@ -193,13 +259,12 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         if not Alert.objects.filter(incident=source).exclude(dedup_key=alert.dedup_key).exists():
             raise TransitionError(f"Every alert of incident #{source.number} has this key; there is nothing to split from.")
         times = [a.received_at for a in alerts.only("received_at")]
-        verdict = classify(alert.title, "", alert.labels, source=alert.source)
-        incident = Incident.objects.create(
+        incident = new_incident(
             title=alert.title, severity=alert.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
-            fingerprint=alert.fingerprint, labels=alert.labels, alert_count=len(times),
+            fingerprint=alert.fingerprint, labels=alert.labels, source=alert.source, alert_count=len(times),
             first_alert_at=min(times), last_alert_at=max(times),
-            **verdict.incident_fields(),
         )
+        incident.save()
         alerts.update(incident=incident, dedup_reason=DedupReason.SPLIT,
                       dedup_detail=f"split out of #{source.number} by {actor.label}"[:300])
         moved = IncidentKey.objects.filter(incident=source, key=alert.dedup_key).update(incident=incident, firing=True)
@@ -212,9 +277,8 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         source.alert_count -= len(times)
         source.save(update_fields=["alert_count", "updated_at"])
         record("incident.split", actor=actor, incident=source, data={"alert": alert.pk, "to": incident.number, "alerts": len(times)})
-        record("incident.triggered", actor=actor, incident=incident,
-               data={"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": alert.severity, "split_from": source.number})
-        lifecycle.opened.send(sender=Incident, incidents=[incident], paging=[incident], at=timezone.now())
+        triggered = {"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": alert.severity, "split_from": source.number}
+        opened([incident], triggered={incident.pk: triggered}, actor=actor, at=timezone.now())
         changed(source)
         changed(incident)
     return incident

@@ -30,7 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
-from apps.audit.services import Actor, record
+from apps.audit.services import Actor
 
 from . import dedup, embeddings, lifecycle, services
 from .models import DedupReason, Incident, IncidentKey, Service, Severity
@@ -132,7 +132,7 @@ def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
         )
         return f"merged into #{target.number}"
     if parent := _cause(incident, graph.dependencies_of(incident.service_id)):
-        _inhibit(incident, parent)
+        services.inhibit(incident, parent=parent, actor=ACTOR)
         return f"inhibited by #{parent.number}"
     lifecycle.settled.send(sender=Incident, incident_id=incident.pk, service_id=incident.service_id)
     adopted = _adopt_effects(incident, graph.dependents_of(incident.service_id))
@@ -173,17 +173,6 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
     return candidate, 1 - candidate.distance
 
 
-def _inhibit(incident: Incident, parent: Incident, *, late: bool = False) -> None:
-    incident.parent = parent
-    incident.save(update_fields=["parent", "updated_at"])
-    lifecycle.inhibited.send(sender=Incident, incident=incident)
-    why = f"{incident.service.name} depends on {parent.service.name}, which has open incident #{parent.number}"
-    record("incident.inhibited", actor=ACTOR, incident=incident,
-           data={"parent": parent.number, "service": parent.service.name,
-                 "why": why + (" (found after this incident had been announced)" if late else "")})
-    services.changed(incident)
-
-
 def _adopt_effects(cause: Incident, dependents: set[int]) -> list[int]:
     """Incidents of dependent services that opened just before their cause: they are
     held back from now on (their first announcement may already have gone out)."""
@@ -199,7 +188,7 @@ def _adopt_effects(cause: Incident, dependents: set[int]) -> list[int]:
     adopted = []
     for effect in effects:
         if effect.created_at >= cause.created_at - timedelta(minutes=effect.service.correlation_minutes):
-            _inhibit(effect, cause, late=True)
+            services.inhibit(effect, parent=cause, actor=ACTOR, late=True)
             adopted.append(effect.number)
     return adopted
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.audit.services import SYSTEM, Actor, record
+from apps.audit.services import SYSTEM, Actor
 
 from . import llm, services
 from .classification import Classification
@@ -71,16 +71,10 @@ def second_opinion(incident_id: int) -> str:
             return fell_back(incident.pk, exc, "LLM classification (the rules' verdict stays)")
         cache.set(cache_key, asdict(verdict), settings.LLM_CACHE_SECONDS)
     with transaction.atomic():
-        fields = verdict.incident_fields(by="llm")
-        # What the model could not tell, the rules may have: keep theirs.
-        fields["llm_model"] = fields["llm_model"] or incident.llm_model
-        fields["environment"] = fields["environment"] or incident.environment
-        Incident.objects.filter(pk=incident.pk).update(**fields)
-        charge(incident.pk, usage)
-        record(
-            "incident.classified",
+        incident = services.reclassify(
+            incident.pk,
+            fields=verdict.incident_fields(by="llm"),
             actor=SYSTEM,
-            incident=incident,
             data={
                 "by": "llm" if usage.input_tokens else "llm (cached)",
                 "category": verdict.category,
@@ -88,6 +82,7 @@ def second_opinion(incident_id: int) -> str:
                 "cost_usd": str(usage.cost),
             },
         )
+        charge(incident.pk, usage)
         if verdict.severity != incident.severity and incident.is_open:
             try:
                 services.change_severity(incident.pk, severity=verdict.severity, actor=ACTOR, by="llm")

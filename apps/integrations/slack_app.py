@@ -1,5 +1,5 @@
 """Slack interactivity (buttons, the snooze menu) and the /incident command, with
-slack-bolt mounted in Django (views.slack_events).
+slack-bolt mounted in Django (callbacks.slack_events).
 
 One bolt App per workspace, built from its SlackWorkspace row and kept per
 process: the App verifies each request with that workspace's signing secret
