@@ -92,6 +92,7 @@ def test_a_repeat_routes_where_the_python_path_routes_it(scenario, expected):
     keys(service, *rows)
     want = {"a": a.pk, "b": b.pk, None: None}[expected]
     assert python_routes(service, "k") == want
+    assert getattr(dedup.open_route(service.pk, "k"), "incident_id", None) == want  # a sender's resolve
     assert function_routes(service, "k") == want
     assert Alert.objects.count() == 0  # nothing written either way (rolled back or declined)
 
