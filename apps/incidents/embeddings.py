@@ -52,7 +52,7 @@ class MiniLM:
 
         self.tokenizer = Tokenizer.from_file(str(Path(__file__).parent / "minilm" / "tokenizer.json"))
         # The file pads every text to 128 tokens; alert titles are about 15, so pad a
-        # batch only to its longest text (as sentence-transformers does): 40x less work.
+        # batch only to its longest text (as sentence-transformers does): about 8x less work.
         self.tokenizer.no_padding()
         self.tokenizer.enable_padding()
         self.tokenizer.enable_truncation(self.max_tokens)

@@ -172,8 +172,8 @@ def _release_children(parent: Incident) -> None:
 
 
 def inhibit(incident: Incident, *, parent: Incident, actor: Actor, late: bool = False) -> None:
-    """Hold a settling incident back: an open incident of a service it depends on is
-    its cause (Alertmanager's inhibition).  The caller has the row locked; `late` says
+    """Hold an incident back: an open incident of a service it depends on is its
+    cause (Alertmanager's inhibition).  The caller has the row locked; `late` says
     the cause was found after the incident had been announced."""
     incident.parent = parent
     incident.save(update_fields=["parent", "updated_at"])
