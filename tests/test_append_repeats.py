@@ -53,7 +53,7 @@ def function_routes(service, key):
 
 def python_routes(service, key):
     with transaction.atomic():
-        routes, _ = dedup.open_routes(service.pk, {key})
+        routes = dedup.open_routes(service.pk, {key}).routes
     return routes[key].incident_id if key in routes else None
 
 

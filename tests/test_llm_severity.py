@@ -16,7 +16,7 @@ from apps.escalation.models import EscalationState
 from apps.incidents import services, settle
 from apps.incidents.events import AlertEvent
 from apps.incidents.ingest import ingest
-from apps.incidents.models import Incident
+from apps.incidents.models import ClassificationRule, Incident
 from apps.incidents.triage import second_opinion
 from apps.notifications.models import Notification
 from apps.schedules.models import Layer, LayerMember, Schedule
@@ -48,15 +48,23 @@ def world():
     return {"service": service, "policies": policies, **users}
 
 
-def open_unsure(world, severity) -> Incident:
-    """An alert the rules cannot place, sent with `severity` by its sender."""
+def open_unsure(world, severity, *, from_sender=False) -> Incident:
+    """An alert its sender gave no severity; the rules (an admin's, unsure of itself)
+    judge it `severity`, which pages until the LLM says otherwise.  `from_sender`:
+    the sender gave `severity` itself."""
+    ClassificationRule.objects.update_or_create(
+        name="probes", defaults={"pattern": "probe failing", "severity": severity, "confidence": 0.3},
+    )
     event = AlertEvent(
         title="Blackbox probe failing for https://chat.example.org", status="firing", severity=severity,
-        dedup_key="probe", fingerprint="e" * 64, source="generic", payload={},
+        severity_from="severity 'x'" if from_sender else "", dedup_key="probe", fingerprint="e" * 64,
+        source="generic", payload={},
     )
     (result,) = ingest([event], service_id=world["service"].pk, integration_id=None, actor=SYSTEM)
     settle.settle([result.incident_id])  # what the worker does right after ingest
-    return Incident.objects.get(pk=result.incident_id)
+    incident = Incident.objects.get(pk=result.incident_id)
+    assert incident.severity == severity
+    return incident
 
 
 def sent(incident):
@@ -134,6 +142,19 @@ def test_the_llm_does_not_override_a_person_or_an_acknowledged_incident(world, a
         assert second_opinion(acked.pk) == "classified"
     assert Incident.objects.get(pk=acked.pk).severity == "high"
     assert list(AuditEntry.objects.filter(verb="incident.severity_changed").values_list("data__by", flat=True)) == ["person"]
+
+
+def test_the_llm_does_not_override_the_senders_own_severity(world, anthropic_api):
+    anthropic_api.script = [(200, verdict("critical"), {}, 0)]
+    with time_machine.travel(MONDAY, tick=False):
+        incident = open_unsure(world, "low", from_sender=True)
+        engine.tick()
+        assert second_opinion(incident.pk) == "classified"
+        engine.tick()
+    incident.refresh_from_db()
+    assert (incident.severity, incident.severity_source, incident.classified_severity) == ("low", "sender", "critical")
+    assert not AuditEntry.objects.filter(incident=incident, verb="incident.severity_changed").exists()
+    assert sent(incident) == [("alice", "email")]  # low pages as low: the digest entry only
 
 
 def test_change_severity_refuses_unknown_values_and_resolved_incidents(world):

@@ -74,7 +74,8 @@ def test_a_grouping_rule_folds_an_alertmanager_group_into_one_incident_and_says_
     assert (eu.alert_count, us.alert_count) == (5, 1)
     reasons = list(eu.alerts.order_by("id").values_list("dedup_reason", "dedup_detail"))
     assert reasons[0] == ("opened", "")
-    assert reasons[1] == ("grouping", "grouping rule “per alert and cluster”: same alertname, cluster within 30 min")
+    assert reasons[1] == ("grouping", "grouping rule “per alert and cluster”: same alertname, cluster within 30 min; "
+                                      "identifying labels checked: cluster")
     # The same alert again joins by its own key (level 1).
     again = post(client, path, am_body(am_alert(f"{3:016x}", instance="web-3", cluster="eu-1"))).json()["alerts"]
     assert again[0]["incident"] == eu.pk

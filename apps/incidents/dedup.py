@@ -14,6 +14,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
+
+import orjson
 
 from django.db import OperationalError, connection
 
@@ -74,19 +77,27 @@ class OpenRoute:
     number: int
     last_alert_at: datetime
     firing: bool  # of the key: false once its sender has resolved it
+    labels: dict | None = None  # the incident's, read for group keys (identity.py)
 
 
-def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dict[str, OpenRoute], dict[str, set[int]]]:
+class OpenRoutes(NamedTuple):
+    routes: dict[str, OpenRoute]  # key -> its open incident (the newest, for a group key)
+    apart: dict[str, set[int]]  # key -> the open incidents it was split out of
+    groups: dict[str, list[OpenRoute]]  # group key -> all its open incidents, newest first
+
+
+def open_routes(service_id: int, keys, *, for_update: bool = False) -> OpenRoutes:
     """The open incident of each key, with its row locked in id order (so that two
     requests cannot take two incidents in opposite orders): as an alert append
     locks it (FOR NO KEY UPDATE, which escalation's KEY SHARE does not wait for),
-    or FOR UPDATE where a lifecycle verb will follow.  Also returns, per key, the
-    open incidents it was split out of (which it must not join again)."""
+    or FOR UPDATE where a lifecycle verb will follow.  A group key may have several
+    open incidents, one per identity its alerts carry (identity.py)."""
     strength = "UPDATE" if for_update else "NO KEY UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT k.key, k.kind, k.firing, i.id, i.number, i.last_alert_at
+            SELECT k.key, k.kind, k.firing, i.id, i.number, i.last_alert_at,
+                   CASE WHEN k.kind = 'group' THEN i.labels END
               FROM incidents_incidentkey k JOIN incidents_incident i ON i.id = k.incident_id
              WHERE k.service_id = %s AND k.key = ANY(%s) AND i.status <> 'resolved'
              ORDER BY i.id
@@ -94,14 +105,19 @@ def open_routes(service_id: int, keys, *, for_update: bool = False) -> tuple[dic
             """,
             [service_id, list(keys)],
         )
-        routes, apart = {}, {}
-        for key, kind, firing, pk, number, last in cursor.fetchall():
+        found = OpenRoutes({}, {}, {})
+        for key, kind, firing, pk, number, last, labels in cursor.fetchall():
             if kind == IncidentKey.Kind.APART:
-                apart.setdefault(key, set()).add(pk)
-            else:
-                # A group key may route to an older, stale incident and a newer one: the newer wins.
-                routes[key] = OpenRoute(pk, number, last, firing)
-        return routes, apart
+                found.apart.setdefault(key, set()).add(pk)
+                continue
+            if isinstance(labels, str):  # jsonb arrives as text on Django's connections
+                labels = orjson.loads(labels)
+            route = OpenRoute(pk, number, last, firing, labels)
+            # Rows come oldest first: the newest wins.
+            found.routes[key] = route
+            if kind == IncidentKey.Kind.GROUP:
+                found.groups.setdefault(key, []).insert(0, route)
+        return found
 
 
 def open_route(service_id: int, key: str) -> IncidentKey | None:

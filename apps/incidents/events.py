@@ -29,6 +29,15 @@ def normalise_severity(word: str | None) -> Severity | None:
     return SEVERITY_ALIASES.get(str(word).strip().lower())
 
 
+def severity_of_labels(labels: dict[str, str]) -> tuple[Severity | None, str]:
+    """The severity a sender put in its labels (`severity`, else `priority`), and
+    where it was found; (None, "") when it put none there that we know."""
+    for name in ("severity", "priority"):
+        if severity := normalise_severity(labels.get(name)):
+            return severity, f"{name} label '{labels[name]}'"
+    return None, ""
+
+
 def label_fingerprint(labels: dict[str, str]) -> str:
     """A stable hash of a label set: the same labels in any order give the same value."""
     return hashlib.sha256(
@@ -49,3 +58,8 @@ class AlertEvent:
     labels: dict[str, str] = field(default_factory=dict)
     group_key: str = ""
     starts_at: datetime | None = None
+    # Where the sender gave `severity` (e.g. "severity label 'critical'"); empty when
+    # it gave none, and the classifier's severity becomes the incident's.
+    severity_from: str = "the sender"
+    # Which of the integration's routes took it (apps/integrations/routes.py).
+    route: str = ""

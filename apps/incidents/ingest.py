@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from apps.audit.services import Actor
 
-from . import dedup, lifecycle, live, maintenance, prepared, service_settings, services, tasks
+from . import dedup, identity, lifecycle, live, maintenance, prepared, service_settings, services, tasks
 from .events import AlertEvent
 from .models import Alert, DedupReason, Incident, IncidentKey
 
@@ -59,6 +59,31 @@ def ingest(events: list[AlertEvent], *, service_id: int, integration_id: int | N
     return dedup.retrying_deadlocks(
         lambda: _ingest(events, service_id=service_id, integration_id=integration_id, actor=actor)
     )
+
+
+def ingest_routed(events: list[AlertEvent], service_ids: list[int], *, integration_id: int | None,
+                  actor: Actor) -> list[IngestResult]:
+    """Events that an integration's routes sent to services (`service_ids[i]` takes
+    `events[i]`): each service's share folded in as ingest() folds it, all in one
+    transaction, the services in id order (so two requests lock their keys in the
+    same order); the results in the order sent."""
+    shares: dict[int, list[int]] = {}
+    for i, service_id in enumerate(service_ids):
+        shares.setdefault(service_id, []).append(i)
+    if len(shares) == 1:
+        return ingest(events, service_id=service_ids[0], integration_id=integration_id, actor=actor)
+
+    def fold_all():
+        results: list[IngestResult | None] = [None] * len(events)
+        with transaction.atomic():
+            for service_id in sorted(shares):
+                share = shares[service_id]
+                folded = _ingest([events[i] for i in share], service_id=service_id, integration_id=integration_id, actor=actor)
+                for i, result in zip(share, folded):
+                    results[i] = result
+        return results
+
+    return dedup.retrying_deadlocks(fold_all)
 
 
 def _ingest(events, *, service_id, integration_id, actor) -> list[IngestResult]:
@@ -148,47 +173,54 @@ class _Target:
 def _fold_firing(events, groups, config, *, service_id, integration_id, actor, at) -> list[IngestResult]:
     if not events:
         return []
-    routes, apart = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
-    opened: dict[str, Incident] = {}  # key (alert or group) -> incident this request opens
+    found = dedup.open_routes(service_id, {e.dedup_key for e in events} | {key for key, _ in groups if key})
+    routes = found.routes
+    opened: dict[str, Incident] = {}  # alert key -> incident this request opens
+    opened_groups: dict[str, list[Incident]] = {}  # group key -> incidents this request opens, newest first
     new_keys: list[IncidentKey] = []
     targets: list[_Target] = []
     windows = config.windows_at(at)
     refire = []
     for event, (gkey, rule) in zip(events, groups):
         route = routes.get(event.dedup_key)
-        group = routes.get(gkey) if gkey else None
-        if group and group.last_alert_at < at - timedelta(minutes=rule.window_minutes):
-            group = None  # quiet for longer than the window: a new incident takes the group over
         if route is not None:
             targets.append(_Target(route.incident_id, route.number, DedupReason.DEDUP_KEY))
             if not route.firing:
                 refire.append(event.dedup_key)
-        elif event.dedup_key in opened:
+            continue
+        if event.dedup_key in opened:
             targets.append(_Target(None, None, DedupReason.DEDUP_KEY, new=opened[event.dedup_key]))
-        elif group and group.incident_id not in apart.get(event.dedup_key, ()):
-            targets.append(_Target(group.incident_id, group.number, DedupReason.GROUPING, _grouped(rule)))
-            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident_id=group.incident_id))
-            routes[event.dedup_key] = group
-        elif gkey and gkey in opened:
-            incident = opened[gkey]
-            targets.append(_Target(None, None, DedupReason.GROUPING, _grouped(rule), new=incident))
-            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
-            opened[event.dedup_key] = incident
-        else:
-            silenced = maintenance.first_match(windows, event.labels)
-            # Without similarity or dependencies there is nothing to check before paging.
-            incident = services.new_incident(
-                title=event.title, description=event.description, severity=event.severity, service_id=service_id,
-                dedup_key=event.dedup_key, fingerprint=event.fingerprint, labels=event.labels, source=event.source,
-                alert_count=0,  # counted as its alerts are stored (_store_alerts)
-                first_alert_at=at, last_alert_at=at, settling=config.settle_first and silenced is None,
-            )
-            targets.append(_Target(None, None, DedupReason.OPENED, new=incident))
-            opened[event.dedup_key] = incident
-            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
-            if gkey and not group:  # (an alert split out of the group's incident does not take the group over)
-                opened[gkey] = incident
-                new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
+            continue
+        group = _Group(None, True, "")
+        if gkey:
+            group = _group_of(event, gkey, rule, opened_groups.get(gkey, []), found.groups.get(gkey, []),
+                              found.apart.get(event.dedup_key, ()), config.identifying, at)
+        if isinstance(group.joins, Incident):
+            targets.append(_Target(None, None, DedupReason.GROUPING, group.detail, new=group.joins))
+            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=group.joins))
+            opened[event.dedup_key] = group.joins
+            continue
+        if group.joins is not None:
+            joined = group.joins
+            targets.append(_Target(joined.incident_id, joined.number, DedupReason.GROUPING, group.detail))
+            new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident_id=joined.incident_id))
+            routes[event.dedup_key] = joined
+            continue
+        silenced = maintenance.first_match(windows, event.labels)
+        # Without similarity or dependencies there is nothing to check before paging.
+        incident = services.new_incident(
+            title=event.title, description=event.description, severity=event.severity if event.severity_from else None,
+            severity_from=event.severity_from, service_id=service_id,
+            dedup_key=event.dedup_key, fingerprint=event.fingerprint, labels=event.labels, source=event.source,
+            alert_count=0,  # counted as its alerts are stored (_store_alerts)
+            first_alert_at=at, last_alert_at=at, settling=config.settle_first and silenced is None,
+        )
+        targets.append(_Target(None, None, DedupReason.OPENED, group.detail, new=incident))
+        opened[event.dedup_key] = incident
+        new_keys.append(IncidentKey(service_id=service_id, key=event.dedup_key, incident=incident))
+        if gkey and group.takes_over:
+            opened_groups.setdefault(gkey, []).insert(0, incident)
+            new_keys.append(IncidentKey(service_id=service_id, key=gkey, kind=IncidentKey.Kind.GROUP, incident=incident))
 
     new_incidents = list({id(i): i for i in opened.values()}.values())
     Incident.objects.bulk_create(new_incidents)  # one INSERT, returning ids and numbers
@@ -215,6 +247,42 @@ def _fold_firing(events, groups, config, *, service_id, integration_id, actor, a
     ]
 
 
+@dataclass(frozen=True)
+class _Group:
+    """What a firing event's grouping rule does with it."""
+
+    joins: "dedup.OpenRoute | Incident | None"  # an open incident, one this request opens, or none
+    takes_over: bool  # if none: the incident it opens takes the group key
+    detail: str  # the alert's reason
+
+
+def _group_of(event, gkey, rule, opened_here, open_ones, apart, names, at) -> _Group:
+    """The incident of the event's group it joins: the newest one whose opening alert
+    does not disagree with it on an identifying label (identity.py), so that one
+    group key holds one incident per service, cluster or tenant.  That one must have
+    had an alert within the rule's window; else the new incident takes the group
+    over.  An alert split out of an incident does not join it again, nor take its
+    group over."""
+    refused = ""
+    for candidate in [*opened_here, *open_ones]:
+        labels = candidate.labels if isinstance(candidate, Incident) else (candidate.labels or {})
+        if clash := identity.conflict(event.labels, labels, names):
+            name, ours, theirs = clash
+            which = f"#{candidate.number}" if not isinstance(candidate, Incident) else "an incident of this request"
+            refused = refused or (f"grouping rule “{rule.name}” would join {which}, but {name} differs "
+                                  f"({ours} ≠ {theirs}): kept apart")
+            continue
+        grouped = f"{_grouped(rule)}; {identity.checked(names, event.labels)}"
+        if isinstance(candidate, Incident):
+            return _Group(candidate, False, grouped)
+        if candidate.last_alert_at < at - timedelta(minutes=rule.window_minutes):
+            return _Group(None, True, refused)  # quiet for longer than the window
+        if candidate.incident_id in apart:
+            return _Group(None, False, refused)
+        return _Group(candidate, False, grouped)
+    return _Group(None, True, refused)
+
+
 def _grouped(rule) -> str:
     return f"grouping rule “{rule.name}”: same {', '.join(rule.group_by)} within {rule.window_minutes} min"
 
@@ -232,13 +300,14 @@ def _opened(incidents: list[Incident], events, alert_ids, targets: list[_Target]
     triggered = {}
     for event, alert_id, t in zip(events, alert_ids, targets):
         if t.new is not None and t.new.pk not in triggered:
-            triggered[t.new.pk] = {"alert": alert_id, "dedup_key": event.dedup_key, "severity": t.new.severity}
+            triggered[t.new.pk] = {"alert": alert_id, "dedup_key": event.dedup_key, "severity": t.new.severity,
+                                   "severity_reason": services.severity_reason(t.new, event.severity_from)}
     services.opened(incidents, triggered=triggered, actor=actor, windows=windows, at=at)
 
 
 _ALERT_COLUMNS = (
     "incident_id", "integration_id", "source", "status", "title", "severity", "dedup_key", "fingerprint",
-    "group_key", "labels", "payload", "deduplicated", "dedup_reason", "dedup_detail", "starts_at",
+    "group_key", "labels", "payload", "deduplicated", "dedup_reason", "dedup_detail", "route", "starts_at",
 )
 
 
@@ -250,7 +319,7 @@ def _alert_row(event: AlertEvent, incident_id, integration_id, reason, detail) -
         "title": event.title, "severity": event.severity, "dedup_key": event.dedup_key, "fingerprint": event.fingerprint,
         "group_key": event.group_key, "labels": event.labels, "payload": event.payload,
         "deduplicated": reason != DedupReason.OPENED, "dedup_reason": reason, "dedup_detail": detail[:300],
-        "starts_at": event.starts_at,
+        "route": event.route, "starts_at": event.starts_at,
     }
 
 

@@ -40,9 +40,25 @@ class Service(models.Model):
     correlation_minutes = models.PositiveIntegerField(
         default=30, help_text="How recent a dependency's open incident must be to count as the cause."
     )
+    identifying_labels = models.JSONField(
+        null=True, blank=True,
+        help_text="Labels on which two alerts must not disagree to share an incident by grouping or similarity "
+        "(apps/incidents/identity.py), e.g. [\"service\", \"cluster\"]. Empty: service, cluster, env, environment, "
+        "namespace, region, tenant and the grouping rules' labels other than alertname.",
+    )
+    is_active = models.BooleanField(
+        default=True, help_text="Disabled: integration routes naming it send their alerts to their default service.",
+    )
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        labels = self.identifying_labels
+        if labels is not None and not (
+            isinstance(labels, list) and all(isinstance(name, str) and name.strip() for name in labels)
+        ):
+            raise ValidationError({"identifying_labels": 'Write a JSON list of label names, e.g. ["service", "cluster"].'})
 
 
 class Category:
@@ -84,6 +100,15 @@ class Incident(models.Model):
         ACKNOWLEDGED = "acknowledged"
         RESOLVED = "resolved"
 
+    class SeveritySource(models.TextChoices):
+        """Who decided the severity that pages: the best one known wins (a person's
+        over the sender's over the classifier's; services.change_severity)."""
+
+        SENDER = "sender"
+        RULES = "rules", "rule-based classifier"
+        LLM = "llm", "LLM classifier"
+        PERSON = "person"
+
     # Human id (#42), from its own sequence so that retries don't reuse numbers.
     number = models.BigIntegerField(
         unique=True, editable=False, db_default=Func(Value("incidents_incident_number_seq"), function="nextval")
@@ -92,6 +117,9 @@ class Incident(models.Model):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRIGGERED)
     severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    severity_source = models.CharField(
+        max_length=8, choices=SeveritySource.choices, default=SeveritySource.SENDER, db_default=SeveritySource.SENDER
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="incidents")
     dedup_key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
@@ -198,6 +226,9 @@ class Alert(models.Model):
     deduplicated = models.BooleanField(default=False)
     dedup_reason = models.CharField(max_length=16, choices=DedupReason.choices, default=DedupReason.OPENED)
     dedup_detail = models.CharField(max_length=300, blank=True)
+    # Which of its integration's routes sent it to its service (apps/integrations/routes.py);
+    # empty when the integration has no routes.
+    route = models.CharField(max_length=300, blank=True, default="", db_default="")
     starts_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
 

@@ -37,20 +37,32 @@ def changed(incident: Incident) -> None:
     lifecycle.changed.send(sender=Incident, incident_id=incident.pk)
 
 
-def new_incident(*, title: str, description: str = "", severity: str, service_id: int, dedup_key: str,
-                 fingerprint: str, labels: dict, source: str, alert_count: int, first_alert_at, last_alert_at,
-                 settling: bool = False) -> Incident:
+def new_incident(*, title: str, description: str = "", severity: str | None, severity_from: str = "", service_id: int,
+                 dedup_key: str, fingerprint: str, labels: dict, source: str, alert_count: int, first_alert_at,
+                 last_alert_at, settling: bool = False) -> Incident:
     """An incident not yet saved, classified by the rules (microseconds, no I/O).  Ingest
-    inserts a request's new incidents in one statement; then opened() for all of them."""
+    inserts a request's new incidents in one statement; then opened() for all of them.
+
+    `severity` is the sender's (`severity_from` says where it gave it); None when it
+    gave none: the classifier's severity then pages, from the first page on."""
     verdict = classify(title, description, labels, source=source)
     return Incident(
-        title=title, description=description, severity=severity, service_id=service_id, dedup_key=dedup_key,
+        title=title, description=description, service_id=service_id, dedup_key=dedup_key,
+        severity=severity or verdict.severity,
+        severity_source=Incident.SeveritySource.SENDER if severity else Incident.SeveritySource.RULES,
         fingerprint=fingerprint, labels=labels, alert_count=alert_count,
         first_alert_at=first_alert_at, last_alert_at=last_alert_at,
         **verdict.incident_fields(),
         # Compared with open incidents by the worker before it may page (settle.py).
         settling=settling,
     )
+
+
+def severity_reason(incident: Incident, severity_from: str = "") -> str:
+    """Why a new incident has its severity, for its audit entry."""
+    if incident.severity_source == Incident.SeveritySource.RULES:
+        return f"severity {incident.severity} from the rules: {incident.classification_rationale}"
+    return f"severity {incident.severity} from the sender" + (f" ({severity_from})" if severity_from else "")
 
 
 def opened(incidents: list[Incident], *, triggered: dict[int, dict], actor: Actor, windows=(), at) -> None:
@@ -260,10 +272,11 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
             raise TransitionError(f"Every alert of incident #{source.number} has this key; there is nothing to split from.")
         times = [a.received_at for a in alerts.only("received_at")]
         incident = new_incident(
-            title=alert.title, severity=alert.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
+            title=alert.title, severity=source.severity, service_id=source.service_id, dedup_key=alert.dedup_key,
             fingerprint=alert.fingerprint, labels=alert.labels, source=alert.source, alert_count=len(times),
             first_alert_at=min(times), last_alert_at=max(times),
         )
+        incident.severity_source = source.severity_source  # the incident it came from had the best one known
         incident.save()
         alerts.update(incident=incident, dedup_reason=DedupReason.SPLIT,
                       dedup_detail=f"split out of #{source.number} by {actor.label}"[:300])
@@ -277,7 +290,7 @@ def split(alert: Alert | int, *, actor: Actor) -> Incident:
         source.alert_count -= len(times)
         source.save(update_fields=["alert_count", "updated_at"])
         record("incident.split", actor=actor, incident=source, data={"alert": alert.pk, "to": incident.number, "alerts": len(times)})
-        triggered = {"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": alert.severity, "split_from": source.number}
+        triggered = {"alert": alert.pk, "dedup_key": alert.dedup_key, "severity": incident.severity, "split_from": source.number}
         opened([incident], triggered={incident.pk: triggered}, actor=actor, at=timezone.now())
         changed(source)
         changed(incident)
@@ -311,23 +324,25 @@ def change_severity(incident: Incident | int, *, severity: str, actor: Actor, by
     """Set the severity; escalation re-plans for it (lifecycle.severity_changed).
 
     `by` says who decided: "person" (through the portal or the API) or "llm".  The
-    LLM's opinion is advice a person can overrule: it changes nothing once a person
-    has set the severity, nor an incident someone has acknowledged (None then).  An
-    incident whose paging a maintenance window suppressed keeps not paging.
+    best severity known wins: a person's over the sender's over a classifier's.  So
+    the LLM's opinion changes only a severity the rules (or it) gave, of an incident
+    nobody has acknowledged (None otherwise).  An incident whose paging a
+    maintenance window suppressed keeps not paging.
     """
     if severity not in Severity.values:
         raise ValueError(f"Unknown severity {severity!r}.")
+    source = Incident.SeveritySource.LLM if by == "llm" else Incident.SeveritySource.PERSON
     with transaction.atomic():
         incident = _locked(incident)
         if incident.status == Incident.Status.RESOLVED:
             raise TransitionError(f"Incident #{incident.number} is resolved; its severity is final.")
-        changes = AuditEntry.objects.filter(incident=incident, verb="incident.severity_changed")
-        if by == "llm" and (incident.status != Incident.Status.TRIGGERED or changes.exclude(data__by="llm").exists()):
+        classified = incident.severity_source in (Incident.SeveritySource.RULES, Incident.SeveritySource.LLM)
+        if by == "llm" and (incident.status != Incident.Status.TRIGGERED or not classified):
             return None
         if incident.severity == severity:
             return incident
-        previous, incident.severity = incident.severity, severity
-        incident.save(update_fields=["severity", "updated_at"])
+        previous, incident.severity, incident.severity_source = incident.severity, severity, source
+        incident.save(update_fields=["severity", "severity_source", "updated_at"])
         record(
             "incident.severity_changed",
             actor=actor,

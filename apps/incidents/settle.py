@@ -5,11 +5,14 @@ first page until it is cleared here, right after commit (tasks.settle, with the
 beat task settle_overdue catching any whose task was lost).  For each incident:
 
 1. Similarity (dedup level 3): its normalised text is embedded, and if an open
-   incident of the same service, at least as severe, is at least the service's
-   threshold alike (cosine), the new one is merged into it and never pages.
+   incident of the same service, at least as severe, not disagreeing with it on an
+   identifying label (identity.py), is at least the service's threshold alike
+   (cosine), the new one is merged into it and never pages.
 2. Correlation: if a service it depends on has an open incident that began within
-   the service's correlation window, that incident becomes its parent and it does
-   not page while the parent is open (inhibition; resolving the parent releases it).
+   the service's correlation window, and agrees with it on where (identifying
+   labels other than those naming a service: cluster, region, tenant...), that
+   incident becomes its parent and it does not page while the parent is open
+   (inhibition; resolving the parent releases it).
 3. Otherwise it is announced (Slack channel, webhooks) and escalates as usual; and
    as effects are often seen before their cause, open incidents of services that
    depend on it, opened within their window before it, become its children from
@@ -32,7 +35,7 @@ from pgvector.django import CosineDistance
 
 from apps.audit.services import Actor
 
-from . import dedup, embeddings, lifecycle, services
+from . import dedup, embeddings, identity, lifecycle, services
 from .models import DedupReason, Incident, IncidentKey, Service, Severity
 
 log = logging.getLogger(__name__)
@@ -124,14 +127,16 @@ def _settle_one(incident: Incident, vector, graph: "Dependencies") -> str:
     incident.save(update_fields=["settling", "embedding", "updated_at"])
     if incident.status != Incident.Status.TRIGGERED:
         return "left as it is"  # acknowledged or resolved before we got to it
-    if vector is not None and (match := _most_similar(incident, vector)):
+    names = identifying_labels(incident.service)
+    if vector is not None and (match := _most_similar(incident, vector, names)):
         target, similarity = match
         services.merge(
             incident, into=target, actor=ACTOR, reason=DedupReason.SIMILARITY,
-            detail=f"text {similarity:.2f} similar to #{target.number} (threshold {threshold(incident.service):.2f})",
+            detail=f"text {similarity:.2f} similar to #{target.number} (threshold {threshold(incident.service):.2f}); "
+            + identity.checked(names, incident.labels),
         )
         return f"merged into #{target.number}"
-    if parent := _cause(incident, graph.dependencies_of(incident.service_id)):
+    if parent := _cause(incident, graph.dependencies_of(incident.service_id), names):
         services.inhibit(incident, parent=parent, actor=ACTOR)
         return f"inhibited by #{parent.number}"
     lifecycle.settled.send(sender=Incident, incident_id=incident.pk, service_id=incident.service_id)
@@ -149,11 +154,15 @@ def needed(service_id: int) -> bool:
     return links.filter(Q(from_service_id=service_id) | Q(to_service_id=service_id)).exists()
 
 
+def identifying_labels(service: Service) -> tuple[str, ...]:
+    return identity.labels_of(service.identifying_labels, dedup.grouping_rules(service.pk))
+
+
 def threshold(service: Service) -> float:
     return service.similarity_threshold if service.similarity_threshold is not None else settings.SIMILARITY_THRESHOLD
 
 
-def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
+def _most_similar(incident: Incident, vector, names) -> tuple[Incident, float] | None:
     limit = threshold(incident.service)
     if limit >= 1:  # the way to turn similarity off for a service
         return None
@@ -164,6 +173,7 @@ def _most_similar(incident: Incident, vector) -> tuple[Incident, float] | None:
         .exclude(pk=incident.pk)
         # Not back into an incident a responder split one of its alerts out of.
         .exclude(pk__in=IncidentKey.objects.filter(kind=IncidentKey.Kind.APART, key__in=incident.keys.values("key")).values("incident_id"))
+        .filter(identity.agreeing(incident.labels, names))
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")
         .first()
@@ -187,22 +197,31 @@ def _adopt_effects(cause: Incident, dependents: set[int]) -> list[int]:
     )
     adopted = []
     for effect in effects:
+        if identity.conflict(effect.labels, cause.labels, _where(identifying_labels(effect.service))):
+            continue  # the same kind of trouble elsewhere: not this cause's effect
         if effect.created_at >= cause.created_at - timedelta(minutes=effect.service.correlation_minutes):
             services.inhibit(effect, parent=cause, actor=ACTOR, late=True)
             adopted.append(effect.number)
     return adopted
 
 
-def _cause(incident: Incident, dependencies: set[int]) -> Incident | None:
+def _where(names) -> tuple[str, ...]:
+    """The identifying labels that say where, not what: a service and the one it
+    depends on differ in the others by nature."""
+    return tuple(name for name in names if name not in identity.NAMING)
+
+
+def _cause(incident: Incident, dependencies: set[int], names) -> Incident | None:
     """The earliest open incident of a service this one depends on (directly or not)
-    that began within the correlation window before it, or since: the likely cause
-    (a cause is often alerted on a moment after its effects)."""
+    that began within the correlation window before it, or since, in the same place
+    (_where): the likely cause (a cause is often alerted on a moment after its effects)."""
     if not dependencies:
         return None
     since = incident.created_at - timedelta(minutes=incident.service.correlation_minutes)
     return (
         Incident.objects.select_related("service")
         .filter(service_id__in=dependencies, created_at__gte=since)
+        .filter(identity.agreeing(incident.labels, _where(names)))
         .exclude(status=Incident.Status.RESOLVED)
         .order_by("created_at", "pk")
         .first()

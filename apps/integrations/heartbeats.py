@@ -30,6 +30,7 @@ def _event(integration: Integration, status: str, now) -> AlertEvent:
         ),
         status=status,
         severity=Severity.HIGH,
+        severity_from="a missed heartbeat",
         dedup_key=key,
         fingerprint=label_fingerprint({"heartbeat": str(integration.pk)}),
         source="heartbeat",

@@ -1,5 +1,6 @@
 """What every ingestion endpoint does between the sender's bytes and ingest()."""
 
+import dataclasses
 import hashlib
 import hmac
 import time
@@ -7,11 +8,12 @@ import time
 import orjson
 
 from apps.audit.services import Actor
-from apps.incidents.ingest import IngestResult, ingest
+from apps.accounts.sealed import unseal
+from apps.incidents.ingest import IngestResult, ingest, ingest_routed
 
+from . import routes
 from .models import Integration
 from .parsers import PayloadError
-from apps.accounts.sealed import unseal
 
 SIGNATURE_MAX_AGE = 300  # seconds, for signatures over a timestamp
 
@@ -29,13 +31,14 @@ def decode_json(body: bytes):
 
 
 def accept(integration: Integration, events) -> list[IngestResult]:
-    """Fold the parsed events into incidents on the integration's service."""
-    return ingest(
-        events,
-        service_id=integration.service_id,
-        integration_id=integration.pk,
-        actor=Actor(label=f"integration:{integration.name}"),
-    )
+    """Fold the parsed events into incidents on the services the integration's routes
+    send them to."""
+    actor = Actor(label=f"integration:{integration.name}")
+    routed = routes.route_all(integration, events)
+    if routed is None:
+        return ingest(events, service_id=integration.service_id, integration_id=integration.pk, actor=actor)
+    events = [dataclasses.replace(event, route=r.route) for event, r in zip(events, routed)]
+    return ingest_routed(events, [r.service_id for r in routed], integration_id=integration.pk, actor=actor)
 
 
 def signature_problem(integration: Integration, headers, body: bytes) -> str | None:

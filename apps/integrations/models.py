@@ -2,10 +2,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import templating
+from .matchers import Matcher, MatcherError, parse_matchers
 
 
 class Integration(models.Model):
-    """An inbound source of alerts: one sender format, one service, one secret token."""
+    """An inbound source of alerts: one sender format, one secret token.  Its routes
+    send each alert to a service by its labels; what no route takes goes to
+    `service`, the default route."""
 
     class Kind(models.TextChoices):
         ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
@@ -17,7 +20,10 @@ class Integration(models.Model):
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    service = models.ForeignKey("incidents.Service", on_delete=models.CASCADE, related_name="integrations")
+    service = models.ForeignKey(
+        "incidents.Service", on_delete=models.CASCADE, related_name="integrations",
+        help_text="The default route: where alerts go that no route takes.",
+    )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=16, editable=False)
     is_active = models.BooleanField(default=True)
@@ -55,3 +61,42 @@ class Integration(models.Model):
             errors["templates"] = "; ".join(f"{field} {problem}" for field, problem in problems.items())
         if errors:
             raise ValidationError(errors)
+
+
+class Route(models.Model):
+    """Where an integration's alerts go by their labels (Alertmanager's route tree,
+    Grafana OnCall's routes, PagerDuty's routing rules): the first active route, by
+    position, whose matchers all hold sends an alert to its service
+    (apps/integrations/routes.py).  A route whose service is gone or disabled sends
+    its alerts to the default route instead, and says so on each alert: routing never
+    turns an alert away."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="routes")
+    position = models.PositiveIntegerField(default=0, help_text="Routes are tried in this order; the first that matches wins.")
+    name = models.CharField(max_length=100, blank=True)
+    matchers = models.JSONField(
+        help_text='Alertmanager label matchers, all of which must hold, e.g. ["service=\\"checkout\\"", '
+        '"env=~\\"prod|staging\\""]; regular expressions are RE2, anchored.',
+    )
+    service = models.ForeignKey(
+        "incidents.Service", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Empty (deleted) or disabled: its alerts go to the integration's default service.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self):
+        return self.name or ", ".join(map(str, self.compiled()))
+
+    def compiled(self) -> list[Matcher]:
+        return parse_matchers(self.matchers)
+
+    def clean(self):
+        try:
+            parsed = self.compiled()
+        except MatcherError as exc:
+            raise ValidationError({"matchers": str(exc)}) from None
+        if not parsed:
+            raise ValidationError({"matchers": "Give at least one matcher: alerts no route takes already go to the default service."})

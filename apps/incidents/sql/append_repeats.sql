@@ -1,6 +1,6 @@
 -- incidents_append_repeats: ingest's fast path for repeats (apps/incidents/ingest.py,
--- _append_repeats; docs/adr/0008).  Migration incidents 0013 creates it from this file;
--- a change to it needs a migration that runs this file again (CREATE OR REPLACE).
+-- _append_repeats; docs/adr/0008).  Migrations incidents 0013 and 0014 (Alert.route) create it from this
+-- file; a change to it needs a migration that runs this file again (CREATE OR REPLACE).
 -- tests/test_append_repeats.py checks it against the Python path: the alert columns
 -- (ingest._ALERT_COLUMNS) and the routing of keys (dedup.open_routes).
 --
@@ -48,7 +48,7 @@ BEGIN
     ), new AS (
         SELECT nextval(pg_get_serial_sequence('incidents_alert', 'id')) AS id, e.n, route.incident_id,
                r.integration_id, r.source, r.status, r.title, r.severity, r.dedup_key, r.fingerprint,
-               r.group_key, r.labels, r.payload, r.deduplicated, r.dedup_reason, r.dedup_detail, r.starts_at
+               r.group_key, r.labels, r.payload, r.deduplicated, r.dedup_reason, r.dedup_detail, r.route, r.starts_at
           FROM jsonb_array_elements(p_alerts) WITH ORDINALITY AS e(alert, n)
           JOIN route ON route.key = e.alert->>'dedup_key'
          CROSS JOIN LATERAL jsonb_populate_record(NULL::incidents_alert, e.alert) AS r
@@ -56,9 +56,9 @@ BEGIN
     ), stored AS (
         INSERT INTO incidents_alert (
             id, received_at, incident_id, integration_id, source, status, title, severity, dedup_key,
-            fingerprint, group_key, labels, payload, deduplicated, dedup_reason, dedup_detail, starts_at)
+            fingerprint, group_key, labels, payload, deduplicated, dedup_reason, dedup_detail, route, starts_at)
         SELECT id, p_at, incident_id, integration_id, source, status, title, severity, dedup_key,
-               fingerprint, group_key, labels, payload, deduplicated, dedup_reason, dedup_detail, starts_at
+               fingerprint, group_key, labels, payload, deduplicated, dedup_reason, dedup_detail, route, starts_at
           FROM new
         RETURNING incident_id
     ), counted AS (

@@ -8,7 +8,7 @@ groupKey is kept on the alert for grouping rules.  Grafana's webhook embeds the
 same message shape (parsers/grafana.py), hence `parse_group`.
 """
 
-from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity
+from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity, severity_of_labels
 from apps.incidents.models import Severity
 
 from .validation import PayloadError, choice, obj, string_map, text, timestamp
@@ -53,6 +53,9 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
         starts_at = timestamp(alert.get("startsAt"), f"{where}.startsAt")
         timestamp(alert.get("endsAt"), f"{where}.endsAt")
         ours = label_fingerprint(labels)
+        severity, severity_from = severity_of_labels(labels)
+        if severity is None and (severity := normalise_severity(common.get("severity"))):
+            severity_from = f"commonLabels severity '{common['severity']}'"
         title = (
             annotations.get("summary")
             or annotations.get("title")
@@ -65,7 +68,8 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
                 title=title[:500],
                 description="\n\n".join(filter(None, [annotations.get("description") or annotations.get("message", ""), left_out])),
                 status=status,
-                severity=normalise_severity(labels.get("severity") or common.get("severity")) or Severity.MEDIUM,
+                severity=severity or Severity.MEDIUM,
+                severity_from=severity_from,
                 dedup_key=fingerprint or ours,
                 fingerprint=ours,
                 source=source,

@@ -4,13 +4,14 @@
      "description": "...", "source": "cron", "labels": {"host": "db-01"},
      "status": "firing"}
 
-Only title is required.  Without dedup_key the key is a hash of the title and
+Only title is required.  Without severity, a `severity` or `priority` label gives
+it; without either, the classifier's severity pages.  Without dedup_key the key is a hash of the title and
 labels.  A JSON list of such objects sends several alerts in one request.  An
 integration with field-mapping templates (templating.py) first maps the
 sender's own JSON onto these fields.
 """
 
-from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprint, normalise_severity
+from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprint, normalise_severity, severity_of_labels
 from apps.incidents.models import Severity
 
 from .. import templating
@@ -33,14 +34,16 @@ def _parse_one(raw, prefix: str, templates) -> AlertEvent:
     obj(raw, prefix.rstrip(".") or "body")
     data = {**raw, **templating.render(templates, raw)} if templates else raw
     title = text(data, "title", f"{prefix}title", required=True, max_length=500)
+    labels = string_map(data.get("labels"), f"{prefix}labels")
     severity_word = data.get("severity")
     if severity_word is None:
-        severity = Severity.MEDIUM
+        # As the classifier reads them; none there either: the classifier's severity pages.
+        severity, severity_from = severity_of_labels(labels)
     else:
         severity = normalise_severity(severity_word) if isinstance(severity_word, str) else None
         if severity is None:
             raise PayloadError(f"{prefix}severity", f"must be one of {', '.join(sorted(SEVERITY_ALIASES))}")
-    labels = string_map(data.get("labels"), f"{prefix}labels")
+        severity_from = f"severity '{severity_word}'"
     dedup_key = text(data, "dedup_key", f"{prefix}dedup_key", max_length=255)
     status = choice(data.get("status", "firing"), f"{prefix}status", {"firing", "resolved"})
     fingerprint = label_fingerprint({**labels, "__title__": title})
@@ -48,7 +51,8 @@ def _parse_one(raw, prefix: str, templates) -> AlertEvent:
         title=title,
         description=text(data, "description", f"{prefix}description", max_length=20_000),
         status=status,
-        severity=severity,
+        severity=severity or Severity.MEDIUM,
+        severity_from=severity_from,
         dedup_key=dedup_key or fingerprint,
         fingerprint=fingerprint,
         source=text(data, "source", f"{prefix}source", max_length=100) or "generic",

@@ -23,8 +23,9 @@ def parse_create(data) -> list[AlertEvent]:
     obj(data, "body")
     message = text(data, "message", "message", required=True, max_length=130)
     alias = text(data, "alias", "alias", max_length=512)
-    priority = data.get("priority", "P3")
-    if priority not in PRIORITIES:
+    # Opsgenie takes no priority as P3; here the sender then gave none, and the classifier's severity pages.
+    priority = data.get("priority")
+    if priority is not None and priority not in PRIORITIES:
         raise PayloadError("priority", "must be one of P1, P2, P3, P4, P5")
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
@@ -39,7 +40,8 @@ def parse_create(data) -> list[AlertEvent]:
             title=message,
             description=text(data, "description", "description", max_length=15_000),
             status="firing",
-            severity=PRIORITIES[priority],
+            severity=PRIORITIES[priority or "P3"],
+            severity_from=f"priority {priority}" if priority else "",
             dedup_key=(alias or fingerprint)[:255],
             fingerprint=fingerprint,
             source="opsgenie",

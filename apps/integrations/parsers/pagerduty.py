@@ -71,6 +71,7 @@ def parse(data) -> list[AlertEvent]:
             title=summary[:500],
             status="firing",
             severity=SEVERITIES[severity],
+            severity_from=f"payload.severity '{severity}'",
             dedup_key=dedup_key or uuid.uuid4().hex,
             fingerprint=label_fingerprint({**labels, "__summary__": summary}),
             source="pagerduty",
