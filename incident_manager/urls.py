@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("apps.integrations.urls")),
     path("api/", include("apps.incidents.api_urls")),
+    path("api/", include("apps.integrations.api_urls")),
     path("", include("apps.schedules.urls")),
     path("", include("apps.escalation.urls")),
     path("", include("apps.incidents.urls")),

@@ -37,6 +37,8 @@ class ApiKey(models.Model):
     class Scope(models.TextChoices):
         INCIDENTS_READ = "incidents:read"
         INCIDENTS_WRITE = "incidents:write"
+        INTEGRATIONS_READ = "integrations:read"
+        INTEGRATIONS_WRITE = "integrations:write"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")

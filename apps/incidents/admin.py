@@ -12,7 +12,7 @@ class GroupingRuleInline(admin.TabularInline):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "team", "auto_resolve_minutes", "similarity_threshold"]
+    list_display = ["name", "slug", "team", "is_active", "auto_resolve_minutes", "similarity_threshold"]
     list_filter = ["team"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]

@@ -1,6 +1,6 @@
 import django_filters
 
-from .models import Incident, Severity
+from .models import Category, Incident, Severity
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -8,7 +8,8 @@ class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Incident.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     service = django_filters.CharFilter(field_name="service__slug", help_text="Service slug.")
+    category = django_filters.MultipleChoiceFilter(choices=Category.choices)
 
     class Meta:
         model = Incident
-        fields = ["status", "severity", "service"]
+        fields = ["status", "severity", "service", "category"]

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from apps.audit.models import AuditEntry
 
-from .models import Alert, Incident, Severity
+from .models import Alert, Category, Incident, Severity
 from .services import NOTE_MAX_LENGTH
 
 
@@ -17,13 +17,23 @@ class IncidentSerializer(serializers.ModelSerializer):
     resolved_by = _username()
     assignee = _username()
     url = serializers.HyperlinkedIdentityField(view_name="api:incident-detail")
+    severity_source = serializers.CharField(read_only=True, help_text="Who decided the severity: sender, rules, llm or person.")
+    category = serializers.CharField(read_only=True, help_text="What it is about: " + ", ".join(Category.values) + ".")
+    classified_severity = serializers.CharField(read_only=True, help_text="The classifier's severity (advice when the sender or a person set one).")
+    confidence = serializers.FloatField(source="classification_confidence", read_only=True, allow_null=True)
+    rationale = serializers.CharField(source="classification_rationale", read_only=True)
+    classified_by = serializers.CharField(read_only=True, help_text="rules or llm.")
+    model = serializers.CharField(source="llm_model", read_only=True, help_text="The affected LLM, if one is named.")
+    environment = serializers.CharField(read_only=True)
 
     class Meta:
         model = Incident
         fields = [
-            "id", "number", "title", "status", "severity", "service", "alert_count",
+            "id", "number", "title", "status", "severity", "severity_source", "service", "alert_count",
             "first_alert_at", "last_alert_at", "acknowledged_at", "acknowledged_by",
-            "resolved_at", "resolved_by", "assignee", "url",
+            "resolved_at", "resolved_by", "assignee",
+            "category", "classified_severity", "confidence", "rationale", "classified_by", "model", "environment",
+            "url",
         ]
         read_only_fields = fields
 
@@ -33,7 +43,7 @@ class AlertSerializer(serializers.ModelSerializer):
         model = Alert
         fields = [
             "id", "status", "title", "severity", "source", "dedup_key", "fingerprint",
-            "deduplicated", "dedup_reason", "dedup_detail", "received_at", "payload",
+            "deduplicated", "dedup_reason", "dedup_detail", "route", "received_at", "payload",
         ]
         read_only_fields = fields
 

@@ -17,6 +17,7 @@ from incident_manager.versioned_copy import VersionedCopy
 
 from . import matchers
 from .models import Integration, Route
+from .parsers import parse
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,26 @@ def route_all(integration: Integration, events) -> list[Routed] | None:
     if not (routes := routes_of(integration)):
         return None
     return [route(integration, event.labels, routes) for event in events]
+
+
+@dataclass(frozen=True)
+class Preview:
+    title: str
+    labels: dict[str, str]
+    service: str
+    route: str
+
+
+def preview(integration: Integration, data) -> list[Preview]:
+    """Where each alert of a sender's payload (parsed JSON) would go, by the routes as
+    saved now: admin's and the API's "test this payload".  Raises PayloadError as
+    ingest would; writes nothing."""
+    events = parse(integration, data)
+    routes = _load_routes(integration.pk)
+    names = dict(Service.objects.values_list("pk", "name"))
+    previews = []
+    for event in events:
+        routed = route(integration, event.labels, routes)
+        previews.append(Preview(event.title, event.labels, names.get(routed.service_id, "?"),
+                                routed.route if routes else "default route (the integration has no routes)"))
+    return previews

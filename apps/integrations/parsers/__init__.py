@@ -7,7 +7,7 @@ A parser raises PayloadError naming the first bad field; it never touches the
 database, so a bad payload can never leave anything half-written.
 """
 
-from . import alertmanager, generic, grafana
+from . import alertmanager, generic, grafana, opsgenie, pagerduty
 from .validation import PayloadError
 
 PARSERS = {
@@ -17,11 +17,15 @@ PARSERS = {
 }
 
 
-
 def parse(integration, data):
-    """The events in `data`, read as `integration`'s format (and its templates, if any)."""
+    """The events in `data`, read as `integration`'s format (and its templates, if
+    any); for PagerDuty and Opsgenie, as their endpoints read an event and a new alert."""
     if integration.kind == "generic":
         return generic.parse(data, templates=integration.templates or None)
+    if integration.kind == "pagerduty":
+        return pagerduty.parse(data)
+    if integration.kind == "opsgenie":
+        return opsgenie.parse_create(data)
     return PARSERS[integration.kind](data)
 
 

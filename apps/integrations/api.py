@@ -1,0 +1,72 @@
+"""The REST API for an integration's routes (/api/v1/integrations/<id>/routes/…).
+
+Who may call: API keys with integrations:read (reads) or integrations:write
+(changes), or a signed-in team admin.  Every change is audited.
+"""
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.accounts.permissions import IntegrationAccess
+from apps.audit.services import record
+from apps.incidents.api import request_actor
+from apps.incidents.serializers import ErrorSerializer
+
+from . import routes
+from .models import Integration, Route
+from .parsers import PayloadError
+from .serializers import PreviewSerializer, RouteSerializer
+
+
+def _described(route: Route) -> dict:
+    return {"integration": route.integration.name, "route": route.pk, "name": route.name,
+            "matchers": route.matchers, "service": route.service.slug if route.service else None,
+            "position": route.position, "is_active": route.is_active}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="An integration's routes, in the order they are tried"),
+    create=extend_schema(summary="Add a route: alerts its matchers take go to its service"),
+)
+class RouteViewSet(viewsets.ModelViewSet):
+    permission_classes = [IntegrationAccess]
+    serializer_class = RouteSerializer
+    pagination_class = None  # a handful per integration, read in order
+
+    def integration(self) -> Integration:
+        return get_object_or_404(Integration, pk=self.kwargs["integration_pk"])
+
+    def get_queryset(self):
+        return Route.objects.filter(integration_id=self.kwargs["integration_pk"]).select_related("service", "integration")
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            route = serializer.save(integration=self.integration())
+            record("route.created", actor=request_actor(self.request), data=_described(route))
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            route = serializer.save()
+            record("route.changed", actor=request_actor(self.request), data=_described(route))
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            record("route.deleted", actor=request_actor(self.request), data=_described(instance))
+            instance.delete()
+
+    @extend_schema(
+        summary="Test a payload: where each of its alerts would go, by the routes as saved (nothing is stored)",
+        request={"application/json": dict},
+        responses={200: PreviewSerializer(many=True), 400: OpenApiResponse(ErrorSerializer, description="Not a payload of this integration's format.")},
+    )
+    @action(detail=False, methods=["post"])
+    def preview(self, request, integration_pk=None):
+        try:
+            previews = routes.preview(self.integration(), request.data)
+        except PayloadError as exc:
+            raise exceptions.ValidationError({exc.field: [exc.message]}) from None
+        return Response(PreviewSerializer(previews, many=True).data)
