@@ -2,6 +2,8 @@
 
     make run                                  # in one terminal
     make bench-storm ARGS="-n 10000"          # in another
+    make bench-storm ARGS="-n 10000 --scenario shared"              # one Alertmanager, 8 services
+    make bench-storm ARGS="-n 10000 --scenario shared --no-routes"  # ... all on one service
 
 Generates a storm over 20 services from 5 real incidents and replays it, in
 order, at a running portal: Alertmanager groups re-sent every simulated minute
@@ -12,6 +14,17 @@ way (generic JSON, paraphrased titles, no shared labels), and services whose
 alerts are the effect of a dependency's outage.  Each service has one grouping
 rule (alertname, cluster; 30 minutes) and the default similarity threshold; the
 services' dependencies are set as a team would set them.
+
+`--scenario shared` is how most teams run Alertmanager: one Alertmanager, one
+webhook receiver, the service in a `service` label.  One integration takes a
+storm over 8 services; the same alert names fire on several services at once
+(one Alertmanager group, grouped by alertname, holds several services' alerts),
+with each service's own wording of the summary, every alert with its own label
+set (instance, a changing pod).  Each (service, alert name) is a real incident.
+The integration has a route per service (`service="<name>"`) and the services
+their default settings (no grouping rule, the default similarity threshold);
+with `--no-routes` all of it lands on the integration's one service, where only
+the identifying labels (apps/incidents/identity.py) keep the services apart.
 
 The storm's ground truth (which real incident each alert belongs to) stays in
 this script.  When the worker has settled every new incident, it prints alerts
@@ -45,6 +58,7 @@ from django.utils import timezone  # noqa: E402
 
 from apps.accounts.models import Team  # noqa: E402
 from apps.incidents.models import Alert, GroupingRule, Incident, Service  # noqa: E402
+from apps.integrations.models import Route  # noqa: E402
 from apps.integrations.services import create_integration, ingestion_url  # noqa: E402
 
 SERVICES = [
@@ -141,6 +155,68 @@ def generate(n: int, seed: int) -> Storm:
         minute += 1
 
 
+SHARED_SERVICES = ["chat-api", "embeddings", "search", "checkout", "billing", "rag", "agents", "moderation"]
+# Alert name -> how each service's rules word it ({instance}, {service}); the first services of
+# each list fire it.
+SHARED_PROBLEMS = {
+    "LLMLatencyHigh": (6, ["p95 latency above 2x baseline on {instance}", "{service}: requests slow, p95 over 2 s ({instance})",
+                           "Latency SLO burning for {service} on {instance}"]),
+    "HighErrorRate": (5, ["5xx above 5% on {instance}", "{service} is failing requests on {instance}",
+                          "Error ratio of {service} over threshold ({instance})"]),
+    "GPUMemoryHigh": (3, ["GPU memory above 90% on {instance}", "{service} model server near GPU OOM ({instance})"]),
+    "TokenCostSpike": (4, ["Token spend up 20% hour over hour for {service}", "{service}: LLM token cost spiking ({instance})"]),
+}
+
+
+def generate_shared(n: int, seed: int) -> Storm:
+    storm = Storm(seed)
+    minute = 0
+    while True:
+        sent = sum(len(body["alerts"]) for _, _, _, body in storm.requests)
+        if sent >= n:
+            return storm
+        for alertname, (count, wordings) in SHARED_PROBLEMS.items():
+            alerts = []
+            offset = sum(map(ord, alertname)) % len(SHARED_SERVICES)  # each problem on its own services
+            for k in range(count):
+                service = SHARED_SERVICES[(offset + k) % len(SHARED_SERVICES)]
+                summary = wordings[k % len(wordings)]
+                for i in range(6):
+                    instance = f"{service}-{i}"
+                    labels = {"alertname": alertname, "service": service, "instance": instance, "severity": "critical",
+                              "pod": f"{instance}-{digest((instance, minute // 3), 6)}"}
+                    fingerprint = digest(sorted(labels.items()))
+                    storm.truth[fingerprint] = f"{service}:{alertname}"
+                    alerts.append({
+                        "status": "firing", "labels": labels,
+                        "annotations": {"summary": summary.format(instance=instance, service=service)},
+                        "startsAt": "2026-11-25T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                        "generatorURL": "http://prometheus:9090/graph", "fingerprint": fingerprint,
+                    })
+            storm.requests.append((minute, "shared", "alertmanager", {
+                "version": "4", "groupKey": f'{{}}:{{alertname="{alertname}"}}', "truncatedAlerts": 0, "status": "firing",
+                "receiver": "incident-manager", "groupLabels": {"alertname": alertname},
+                "commonLabels": {"alertname": alertname, "severity": "critical"}, "commonAnnotations": {},
+                "externalURL": "http://alertmanager:9093", "alerts": alerts,
+            }))
+        minute += 1
+
+
+def setup_shared(stamp: str, routes: bool):
+    """One Alertmanager integration on a default service, with a route per service (or none)."""
+    team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Benchmarks"})
+    names = ["platform", *SHARED_SERVICES] if routes else ["platform"]
+    services = {
+        name: Service.objects.create(team=team, name=f"{name} {stamp}", slug=f"shared-{stamp}-{name}") for name in names
+    }
+    integration, token = create_integration(name=f"shared {stamp}", kind="alertmanager", service=services["platform"])
+    if routes:
+        for position, name in enumerate(SHARED_SERVICES):
+            Route.objects.create(integration=integration, position=position, name=name,
+                                 matchers=[f'service="{name}"'], service=services[name])
+    return services, {("shared", "alertmanager"): urlsplit(ingestion_url(token, "alertmanager")).path}
+
+
 def setup(stamp: str):
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Benchmarks"})
     services = {
@@ -217,11 +293,21 @@ def main():
     parser.add_argument("-c", type=int, default=8, help="requests in flight")
     parser.add_argument("--url", default=os.environ.get("SITE_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenario", choices=["services", "shared"], default="services",
+                        help="services: 20 services, an integration each; shared: one Alertmanager for 8 services")
+    parser.add_argument("--no-routes", action="store_true", help="shared: no routes, every alert on one service")
     args = parser.parse_args()
 
-    storm = generate(args.n, args.seed)
     stamp = timezone.now().strftime("%Y%m%d%H%M%S")
-    services, paths = setup(stamp)
+    if args.scenario == "shared":
+        storm = generate_shared(args.n, args.seed)
+        services, paths = setup_shared(stamp, routes=not args.no_routes)
+        shape = (f"one Alertmanager for {len(SHARED_SERVICES)} services by label, "
+                 f"{'no routes' if args.no_routes else 'a route each'}, {len(set(storm.truth.values()))} real incidents")
+    else:
+        storm = generate(args.n, args.seed)
+        services, paths = setup(stamp)
+        shape = "20 services, 5 real incidents"
     accepted, failures, elapsed = asyncio.run(replay(args.url, storm, paths, args.c))
 
     deadline = time.monotonic() + 120
@@ -229,7 +315,7 @@ def main():
         time.sleep(0.5)
     unsettled = Incident.objects.filter(service__in=services.values(), settling=True).count()
     incidents, pages, wrong, missed, per_truth = score(services, storm)
-    print(f"storm            {len(storm.requests)} requests, 20 services, 5 real incidents (seed {args.seed})")
+    print(f"storm            {len(storm.requests)} requests, {shape} (seed {args.seed})")
     print(f"alerts in        {accepted} accepted   failures {failures or 0}")
     print(f"replay           {accepted / elapsed:,.0f} alerts/s over {elapsed:.1f} s (concurrency {args.c})")
     print(f"incidents out    {incidents} not merged; {pages} paging (not held back by a parent){'; ' + str(unsettled) + ' still settling' if unsettled else ''}")
