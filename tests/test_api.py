@@ -66,8 +66,9 @@ def test_list_is_newest_first_filtered_and_paginated(client, service):
     assert row["service"] == "search" and row["status"] == "resolved"
     assert row["url"] == f"http://testserver{INCIDENTS}{elsewhere.pk}/"
     assert set(row) == {
-        "id", "number", "title", "status", "severity", "service", "alert_count", "first_alert_at",
+        "id", "number", "title", "status", "severity", "severity_source", "service", "alert_count", "first_alert_at",
         "last_alert_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "assignee", "url",
+        "category", "classified_severity", "confidence", "rationale", "classified_by", "model", "environment",
     }
 
 

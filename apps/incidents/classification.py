@@ -49,39 +49,97 @@ def _words(*patterns: str) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")", re.IGNORECASE)
 
 
-# (category, pattern), most specific first.
+# (category, pattern), most specific first; a category may appear twice when part of
+# its vocabulary must beat a later category and part must not.  Each pattern is one
+# alternation, compiled once here: this runs on ingest for every new incident.
 KEYWORDS = [
+    # First: a security event often also reads as a failure ("login failures", "access
+    # denied", "blocked requests") or a resource ("shell in container"), and it is the
+    # one that must not be filed as routine.
     (Category.SECURITY, _words(
-        r"prompt[ _-]?injection", r"jailbreak", r"unauthori[sz]ed", r"(?:api[ _-]?)?keys? (?:leak|expos)",
+        r"prompt[ _-]?(?:injection|extraction|leak)", r"jailbreak", r"unauthori[sz]ed", r"(?:api[ _-]?)?keys? (?:leak|expos)",
         r"secrets? (?:leak|expos)", r"credential", r"brute[ -]?force", r"suspicious", r"pii", r"exfiltrat",
-        r"cve-\d", r"malicious", r"waf", r"forbidden spike", r"login failures",
+        r"cve-\d", r"malicious", r"waf\b", r"forbidden spike", r"security", r"audit", r"intrusion", r"attack",
+        # Authentication and access: failed logins, denials, 401/403 spikes.
+        r"(?:login|logon|sign[ -]?in|auth\w*) (?:attempts? )?(?:fail|errors?|denied|reject)",
+        r"(?:failed|invalid|bad) (?:logins?|logons?|sign[ -]?ins?|passwords?|auth\w*)",
+        r"deni(?:ed|als?)\b", r"denies\b", r"40[13]s\b", r"(?:http|status|code)\W{0,3}40[13]\b", r"passwords?",
+        r"private keys?", r"non[ -]?expiring", r"revoked", r"privilege", r"firewall",
+        r"blocked (?:requests?|connections?|traffic|ips?)", r"(?:requests?|connections?|traffic) (?:\w+ )?blocked",
+        r"blocking (?:\w+ )?requests",
+        # Runtime detections (Falco and the like): something ran that should not have.
+        r"(?:container|sandbox) escapes?", r"shell (?:\w+ )?in (?:a )?container",
+        r"(?:launch|execut|spawn)\w* (?:\w+ ){0,4}in (?:a )?container", r"fileless", r"tamper", r"reverse shell",
+        r"crypto ?min(?:er|ing)", r"rootkit",
     )),
+    # Before cost, latency and errors: an OOM "error", a full disk's failed writes, a
+    # namespace ResourceQuota (capacity, not money) and KV-cache preemptions are all
+    # about a resource running out or hardware going bad.
     (Category.INFRASTRUCTURE, _words(
         r"gpu", r"cuda", r"vram", r"nvidia", r"xid", r"oom", r"out of memory", r"oomkill", r"temperature",
-        r"thermal", r"disk", r"filesystem", r"inode", r"cpu (?:usage|load|throttl)", r"high cpu", r"memory (?:usage|pressure)",
-        r"node (?:not ready|pressure)", r"kubelet", r"swap", r"load average", r"nvme", r"ecc",
+        r"thermal", r"too hot", r"overheat", r"disk", r"filesystem", r"inode", r"cpus?\b", r"memory", r"heap\b",
+        r"nodes? (?:not ready|pressure)", r"pid ?pressure", r"swap", r"load (?:average|per core)", r"saturat", r"nvme", r"ecc\b",
+        r"(?:un)?correctable (?:\w+ )?errors", r"edac", r"double[ -]bit", r"row[ -]?remap", r"pcie", r"nvlink",
+        r"raid\b", r"smart (?:device|status|errors?)", r"ipmi", r"ups\b", r"battery", r"power (?:supply|loss|failure|outage|draw|usage)",
+        r"persistent ?volumes?", r"volumes? (?:usage|full|filling|out of)", r"out of (?:disk )?space", r"no space left",
+        r"fill(?:s|ing)? up", r"(?:almost|nearly|near) (?:full|empty)", r"capacity", r"overcommit",
+        r"(?:namespace|resource) ?quota", r"file descriptors?", r"open files", r"conntrack",
+        r"too many (?:connections|open files|processes|threads|pods)", r"connection (?:slots?|pool|limit)",
+        r"clock (?:skew|drift|speed|out of sync)", r"ntp\b",
+        r"(?:network|interface|receive|transmit|nic) (?:\w+ )?errors", r"packet loss", r"dropped packets", r"packets? dropped",
+        r"kv[ -]?cache", r"preempt", r"(?:cpu|container|cgroup) (?:\w+ ){0,2}throttl", r"throttl\w* (?:of )?cpu",
     )),
+    # Before latency: "tokens per second" reads as speed, but prompt or input token
+    # volume is what gets billed.  "Error budget" is an SLO term, not money.
     (Category.COST, _words(
-        r"token (?:spend|cost|usage|budget)", r"cost", r"spend", r"budget", r"quota", r"billing", r"credits?",
-        r"tokens? per (?:day|hour) over", r"rate[ -]limit(?:ed)? (?:by|from) (?:provider|openai|anthropic)",
+        r"tokens? (?:spend|cost|usage|budget|volume|consumption)", r"cost", r"spend", r"(?<!error )budget", r"quota",
+        r"billing", r"billed", r"credits?", r"tokens? per (?:day|hour) over",
+        r"(?:prompt|completion|input|output|total) tokens? (?:\w+ )?(?:usage|volume|rate|count|consumption|spike)",
+        r"(?:prompt|input) length",
     )),
     (Category.QUALITY, _words(
         r"hallucinat", r"accuracy", r"toxic", r"groundedness", r"faithfulness", r"eval(?:uation)? score",
-        r"quality", r"drift", r"refusal rate", r"relevance", r"bleu", r"rouge", r"judge score", r"bias",
-        r"answer correctness", r"thumbs[ -]down",
+        r"quality", r"drift", r"refusals?", r"relevan(?:ce|cy)", r"bleu", r"rouge", r"judge", r"bias",
+        r"answer correctness", r"thumbs[ -]down", r"citations?", r"(?:user|negative|customer) feedback", r"coheren",
     )),
+    # Replication and consumer lag count as latency: data arriving late, not lost.
     (Category.LATENCY, _words(
         r"latency", r"p9[059]", r"ttft", r"time to first token", r"slow", r"response time", r"tokens per second",
-        r"tokens/s", r"queue (?:time|wait)", r"duration",
+        r"tokens/s", r"queue(?:d|ing)? (?:time|wait|duration|size|length|depth)", r"duration", r"lag(?:s|ging)?\b",
+        r"behind\b", r"hang(?:s|ing)?\b", r"hung\b", r"delay", r"backlog", r"waiting", r"time per (?:\w+ )?token",
+        r"inter[ -]?token",
+    )),
+    # Before errors: a probe or health check that "fails", a backend with no healthy
+    # upstream, a lost leader all say the thing is not there, whatever failed on the way.
+    (Category.AVAILABILITY, _words(
+        r"unreachable", r"unavailable", r"health ?checks?", r"not responding", r"unresponsive", r"crash ?loop",
+        r"restarting", r"outage", r"offline", r"instance ?down", r"targets? ?(?:down|missing|disappeared)",
+        r"probes?\b", r"replicas?\b", r"not ready", r"non[ -]?ready", r"readiness", r"heartbeat",
+        r"(?:no|lost|without) (?:a )?leader", r"leader (?:lost|election)", r"quorum", r"split[ -]?brain",
+        r"insufficient (?:members|replicas|nodes)", r"sealed", r"no (?:alive|healthy|available|ready)\b",
+        r"cluster (?:health |status )?red\b", r"status red\b",
+        # An expired certificate makes the service unreachable (a revoked one is security, above).
+        r"cert(?:ificate)?s?\b[^.]{0,40}?\bexpir",
     )),
     (Category.ERROR_RATE, _words(
-        r"error rate", r"errors?", r"5xx", r"50[0-4]s?", r"exceptions?", r"failure rate", r"failed requests",
-        r"timeouts?", r"retries", r"panic",
+        r"error rate", r"errors?", r"[45]xx", r"50[0-4]s?\b", r"exceptions?", r"failure rate", r"failed requests",
+        r"fail(?:s|ed|ing|ures?)?\b", r"timeouts?", r"tim(?:ed|ing) out", r"retr(?:y|ies)", r"panic", r"unsuccessful",
+        r"reject", r"abort", r"rollbacks?", r"error[ -]budget", r"burn(?:ing)? rate",
+        # Rate limiting by an upstream (provider 429s, ACME): the requests fail.
+        r"rate[ -]?limit", r"429s?\b", r"too many requests", r"(?:upstream|provider) (?:\w+ )?throttl",
+        r"(?:drop|discard)(?:ped|ping|s)? (?:\w+ ){0,2}(?:requests?|spans?|samples?|messages?|events?|logs?|metrics?|traces?)",
+        r"(?:requests?|spans?|samples?|messages?|events?) (?:\w+ )?(?:dropped|discarded|terminated)",
+        r"terminated (?:\w+ ){0,3}requests?",
     )),
+    # After errors: "down" and "missing" are generic words ("error rate down", "missing field").
     (Category.AVAILABILITY, _words(
-        r"down", r"unreachable", r"unavailable", r"health ?check", r"not responding", r"no data", r"absent",
-        r"heartbeat", r"crash ?loop", r"restarting", r"outage", r"offline", r"instance ?down", r"target ?down",
-        r"replicas? (?:mismatch|unavailable)", r"certificate (?:expir|invalid)",
+        r"down\b", r"no data", r"no (?:\w+ )?(?:metrics|samples)\b", r"absent", r"missing", r"disappeared",
+    )),
+    # Last: notices that name no fault (version drift, the always-firing Watchdog).
+    # Listed so that a description's "can lead to failure" does not make them errors.
+    (Category.OTHER, _words(
+        r"versions? (?:mismatch|drift|deviation|skew|changed)", r"(?:different|mismatch\w*|inconsistent) versions?",
+        r"watchdog", r"dead ?man", r"inhibit", r"always fir(?:e|ing)",
     )),
 ]
 
@@ -126,7 +184,9 @@ def classify_builtin(title: str, description: str = "", labels: dict[str, str] |
     """The built-in rules alone: pure, no database (bench/classify_eval.py measures these)."""
     labels = labels or {}
     # Alert names are CamelCase (KubeNodeNotReady): split them so that words match.
-    text = _CAMEL.sub(" ", " ".join([labels.get("alertname", ""), title, description]))
+    head = _CAMEL.sub(" ", " ".join([labels.get("alertname", ""), title]))
+    body = _CAMEL.sub(" ", description)
+    text = f"{head} {body}"
     model = next((labels[k] for k in ("model", "model_name", "llm_model") if labels.get(k)), "")
     if not model and (found := MODEL_NAME.search(text)):
         model = found.group(1)
@@ -141,13 +201,9 @@ def classify_builtin(title: str, description: str = "", labels: dict[str, str] |
     if labelled in Category.values:
         category, confidence, why = labelled, 0.95, f"category label '{labelled}'"
     else:
-        category, confidence, why = Category.OTHER, 0.3, "no rule matched"
-        for candidate, pattern in KEYWORDS:
-            if found := pattern.search(text):
-                category, confidence, why = candidate, 0.75, f"'{found.group(0)}' in the alert"
-                break
+        category, confidence, why = _category(head, body)
 
-    severity, reason = _severity(category, text, labels)
+    severity, reason = _severity(category, head, text, labels)
     if reason and category != Category.OTHER:
         confidence = max(confidence, 0.85)
     return Classification(
@@ -160,25 +216,71 @@ def classify_builtin(title: str, description: str = "", labels: dict[str, str] |
     )
 
 
-def _severity(category: str, text: str, labels: dict[str, str]) -> tuple[str, str]:
-    if given := normalise_severity(labels.get("severity") or labels.get("priority")):
-        return given, f"severity label '{labels.get('severity') or labels.get('priority')}'"
+def _category(head: str, body: str) -> tuple[str, float, str]:
+    # The alert's name and title say what it is about; the description adds causes,
+    # consequences and names ("no healthy upstream ... connection attempts failed",
+    # "service billing-api"), so it is read only when the name and title match nothing.
+    for part, where, confidence in ((head, "name or title", 0.75), (body, "description", 0.65)):
+        for candidate, pattern in KEYWORDS:
+            if found := pattern.search(part):
+                return candidate, confidence, f"'{found.group(0)}' in the {where}"
+    return Category.OTHER, 0.3, "no rule matched"
+
+
+# Syslog priorities (Falco's among them) that events.SEVERITY_ALIASES does not list.
+SYSLOG_SEVERITY = {"notice": Severity.LOW, "alert": Severity.CRITICAL, "emerg": Severity.CRITICAL, "debug": Severity.INFO}
+# The rule's author said so in its name or title ("...TemperatureCritical", "critical utilization").
+CRITICAL_WORDING = re.compile(r"\bcritical(?:ly)?\b", re.IGNORECASE)
+# Percentages that are what is left, not what is used ("< 10% left", "8.3% is available").
+PERCENT_FREE = re.compile(_NUMBER + r"\s*%\)?\s*(?:is\s+|are\s+)?(?:left|free|available|remaining)", re.IGNORECASE)
+# A resource forecast to run out: how soon decides, as for quotas.
+RUNNING_OUT = re.compile(r"\bfill(?:s|ing)? up|\brun(?:s|ning)? out|\bexhaust", re.IGNORECASE)
+# Not a warning about a trend: the resource is gone or the hardware lost data.
+EXHAUSTED = re.compile(
+    r"\boom|(?<!running )out of memory|\bxid|\bexhausted|\bout of (?:disk )?space|\bno space left|\buncorrectable|"
+    r"\bdouble[ -]bit",
+    re.IGNORECASE,
+)
+# Security: the secret or the boundary is already gone (critical), versus failed
+# attempts that were refused (medium: as often a misconfigured client as an attack).
+COMPROMISED = re.compile(r"leak|expos|exfiltrat|revoked|escape|privilege escalation", re.IGNORECASE)
+REFUSED_ATTEMPTS = re.compile(
+    r"\b(?:auth\w*|login|logon|sign[ -]?in) (?:attempts? )?failures?|\bfailed (?:logins?|auth\w*)", re.IGNORECASE
+)
+# Quality scores quoted as "fell from 91% to 84%": the drop in points is the signal.
+PERCENT_DROP = re.compile(r"from\s+" + _NUMBER + r"\s*%\s+to\s+" + _NUMBER + r"\s*%", re.IGNORECASE)
+
+
+def _severity(category: str, head: str, text: str, labels: dict[str, str]) -> tuple[str, str]:
+    raw = labels.get("severity") or labels.get("priority")
+    if given := normalise_severity(raw) or SYSLOG_SEVERITY.get(str(raw or "").strip().lower()):
+        return given, f"severity label '{raw}'"
+    if CRITICAL_WORDING.search(head):
+        return Severity.CRITICAL, "'critical' in the alert"
     lowered = text.lower()
     percents = [float(p) for p in PERCENT.findall(text)]
     if category == Category.LATENCY and (ratios := [float(r) for r in RATIO.findall(text)]):
         ratio = max(ratios)
         return _pick(ratio, [(3, Severity.CRITICAL), (2, Severity.HIGH), (1.5, Severity.MEDIUM)], Severity.LOW), f"{ratio}x baseline"
+    if category == Category.QUALITY and (drop := PERCENT_DROP.search(text)):
+        points = float(drop.group(1)) - float(drop.group(2))
+        return _pick(points, [(10, Severity.CRITICAL), (5, Severity.HIGH), (2, Severity.MEDIUM)], Severity.LOW), f"down {points:g} points"
     if category == Category.QUALITY and percents:
         rate = max(percents)
-        if "accuracy" in lowered and "drop" not in lowered and rate > 50:
-            return Severity.MEDIUM, f"accuracy {rate}%"
+        if rate > 50:
+            # A bad-answer *rate* over half is not what such alerts report: this is a
+            # score or accuracy level ("score is 74% of baseline"), worth a look.
+            return Severity.MEDIUM, f"score {rate}%"
         return _pick(rate, [(10, Severity.CRITICAL), (5, Severity.HIGH), (2, Severity.MEDIUM)], Severity.LOW), f"{rate}%"
-    if category == Category.ERROR_RATE and percents:
-        rate = max(percents)
-        return _pick(rate, [(10, Severity.CRITICAL), (5, Severity.HIGH), (1, Severity.MEDIUM)], Severity.LOW), f"error rate {rate}%"
+    if category == Category.ERROR_RATE:
+        if "panic" in lowered:
+            return Severity.CRITICAL, "panic"
+        if percents:
+            rate = max(percents)
+            return _pick(rate, [(10, Severity.CRITICAL), (5, Severity.HIGH), (1, Severity.MEDIUM)], Severity.LOW), f"error rate {rate}%"
     if category == Category.COST:
         if found := HOURS_LEFT.search(text):
-            hours = float(found.group(1)) / (60 if found.group(2).lower().startswith("m") else 1)
+            hours = _hours(found)
             return _pick(-hours, [(-1, Severity.CRITICAL), (-4, Severity.HIGH), (-24, Severity.MEDIUM)], Severity.LOW), f"quota gone in {hours:g} h"
         if percents:
             rate = max(percents)
@@ -188,16 +290,29 @@ def _severity(category: str, text: str, labels: dict[str, str]) -> tuple[str, st
         if degrees := [float(d) for d in DEGREES.findall(text)]:
             value = max(degrees)
             return _pick(value, [(90, Severity.CRITICAL), (85, Severity.HIGH), (80, Severity.MEDIUM)], Severity.LOW), f"{value} °C"
-        if re.search(r"\boom|out of memory|xid", lowered):
-            return Severity.CRITICAL, "out of memory"
-        if percents:
-            value = max(percents)
-            return _pick(value, [(95, Severity.CRITICAL), (90, Severity.HIGH), (80, Severity.MEDIUM)], Severity.LOW), f"{value}% used"
+        if RUNNING_OUT.search(text) and (found := HOURS_LEFT.search(text)):
+            # Node-exporter style forecasts: hours away pages, a day away is a warning.
+            hours = _hours(found)
+            return _pick(-hours, [(-4, Severity.CRITICAL), (-24, Severity.MEDIUM)], Severity.LOW), f"full in {hours:g} h"
+        if found := EXHAUSTED.search(text):
+            return Severity.CRITICAL, f"'{found.group(0)}'"
+        used = percents + [100 - float(p) for p in PERCENT_FREE.findall(text)]
+        if used:
+            value = max(v for v in used if v <= 100) if any(v <= 100 for v in used) else max(used)
+            return _pick(value, [(95, Severity.CRITICAL), (90, Severity.HIGH), (80, Severity.MEDIUM)], Severity.LOW), f"{value:g}% used"
     if category == Category.AVAILABILITY:
         return Severity.CRITICAL, "service down"
     if category == Category.SECURITY:
-        return (Severity.CRITICAL if re.search(r"leak|expos|exfiltrat", lowered) else Severity.HIGH), "security event"
+        if COMPROMISED.search(lowered):
+            return Severity.CRITICAL, "security event"
+        if REFUSED_ATTEMPTS.search(lowered):
+            return Severity.MEDIUM, "refused attempts"
+        return Severity.HIGH, "security event"
     return Severity.MEDIUM, ""
+
+
+def _hours(found: re.Match) -> float:
+    return float(found.group(1)) / (60 if found.group(2).lower().startswith("m") else 1)
 
 
 def _pick(value: float, steps: list[tuple[float, str]], otherwise: str) -> str:
