@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test browser manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
+.PHONY: run test debian-packages manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
 
 # --no-compile: Python compiles what a process imports when it first imports it, and
 # bytecode for the rest (most of twilio's and anthropic's generated API modules) would
@@ -25,15 +25,18 @@ $(VENV)/.dev: $(VENV)/.base requirements/dev.txt
 run: $(VENV)/.base
 	$(PY) -m incident_manager.devstack run
 
-# The browser test drives Debian's chromium (Playwright's own download cannot work
-# offline); install it when we may, otherwise that one test is skipped.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# The real parts tests drive that are Debian packages, not wheels: chromium for the
+# browser test (Playwright's own download cannot work offline), Alertmanager as the
+# real sender.  Installed when we may; otherwise the tests that need them are skipped.
+debian-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium not installed: the browser test will be skipped"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installed: $$missing (the tests that need them will be skipped)"; fi; fi
 
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev debian-packages
 	$(PY) -m incident_manager.devstack test $(ARGS)
 
 # Any manage.py command against the same embedded servers, e.g.
