@@ -83,15 +83,18 @@ def report(name: str, results: list[tuple[dict, object]], parts: dict[str, list]
     print(matrix([(a["expected"]["category"], r.category) for a, r in results], Category.values))
     print("\nseverity confusion")
     print(matrix([(a["expected"]["severity"], r.severity) for a, r in results], list(reversed(Severity.values))))
-    misses = [
-        f"  {'[' + a['part'] + '] ' if 'part' in a else ''}{a['title']!r}: {r.category}/{r.severity}, expected "
-        f"{a['expected']['category']}/{a['expected']['severity']} ({r.rationale})"
-        for a, r in results
-        if (r.category, r.severity) != (a["expected"]["category"], a["expected"]["severity"])
-    ]
-    if misses:
-        print(f"\n{len(misses)} misses:")
-        print("\n".join(misses))
+    missed = [(a, r) for a, r in results if (r.category, r.severity) != (a["expected"]["category"], a["expected"]["severity"])]
+    if missed:
+        print(f"\n{len(missed)} misses:")
+    # The unseen set's held-out misses come last, under their own heading: they are
+    # for the report, not for tuning the rules.
+    for part in sorted({a.get("part", "") for a, _ in missed}, key=lambda p: p == "held_out"):
+        if part == "held_out":
+            print("held-out part (for the report only: do not tune the rules on these):")
+        for a, r in missed:
+            if a.get("part", "") == part:
+                print(f"  {'[' + part + '] ' if part else ''}{a['title']!r}: {r.category}/{r.severity}, expected "
+                      f"{a['expected']['category']}/{a['expected']['severity']} ({r.rationale})")
     print()
     return category_accuracy >= CATEGORY_TARGET and severity_accuracy >= SEVERITY_TARGET
 

@@ -21,19 +21,20 @@ def admin_client(client):
 
 def form(**fields):
     base = {
-        "name": "Probe failures are availability", "enabled": "on", "order": "0", "pattern": "", "label_name": "",
+        "name": "Red journeys are availability", "enabled": "on", "order": "0", "pattern": "", "label_name": "",
         "label_value": "", "source": "", "category": "", "severity": "", "environment": "", "model": "", "confidence": "0.9",
     }
     return {**base, **fields}
 
 
 def test_a_rule_added_in_admin_classifies_the_next_incident(admin_client, client, ingest_path):
-    body = {"title": "Blackbox probe failing for https://chat.example.org"}
+    # Words the built-in rules do not know (a failing probe they do: availability).
+    body = {"title": "Checkout journey is red on https://chat.example.org"}
     client.post(ingest_path("generic"), data=body, content_type="application/json")
     before = Incident.objects.get()
     assert (before.category, before.classified_severity) == ("other", "medium")
 
-    response = admin_client.post(ADD, form(pattern=r"probe fail(s|ing|ure)", category="availability", severity="critical"))
+    response = admin_client.post(ADD, form(pattern=r"journey (is|went|turned) red", category="availability", severity="critical"))
     assert response.status_code == 302
     before.status = "resolved"
     before.save()
@@ -41,7 +42,7 @@ def test_a_rule_added_in_admin_classifies_the_next_incident(admin_client, client
     client.post(ingest_path("generic"), data=body, content_type="application/json")
     after = Incident.objects.exclude(pk=before.pk).get()
     assert (after.category, after.classified_severity, after.classification_confidence) == ("availability", "critical", 0.9)
-    assert after.classification_rationale == "admin rule 'Probe failures are availability'"
+    assert after.classification_rationale == "admin rule 'Red journeys are availability'"
     assert after.classified_by == "rules"
 
 

@@ -29,7 +29,7 @@ ONE_CALL = Decimal("0.000720")
 def unsure_incident(client, ingest_path):
     """An alert the rules cannot place (category other, low confidence).  These tests
     call the worker's code directly: in a rolled-back test nothing runs on commit."""
-    body = {"title": "Blackbox probe failing for https://chat.example.org", "description": "contact ops@example.org, 10.0.0.7"}
+    body = {"title": "Checkout journey is red on https://chat.example.org", "description": "contact ops@example.org, 10.0.0.7"}
     client.post(ingest_path("generic"), data=body, content_type="application/json")
     incident = Incident.objects.get()
     assert (incident.category, incident.classified_by) == ("other", "rules")
@@ -101,7 +101,7 @@ def test_answers_are_cached_by_fingerprint(anthropic_api, unsure_incident, clien
     anthropic_api.script = [(200, tool_answer(GOOD), {}, 0)]
     assert second_opinion(unsure_incident.pk) == "classified"
     Incident.objects.filter(pk=unsure_incident.pk).update(status="resolved")
-    body = {"title": "Blackbox probe failing for https://chat.example.org", "description": "contact ops@example.org, 10.0.0.7"}
+    body = {"title": "Checkout journey is red on https://chat.example.org", "description": "contact ops@example.org, 10.0.0.7"}
     client.post(ingest_path("generic"), data=body, content_type="application/json")
     again = Incident.objects.exclude(pk=unsure_incident.pk).get()
     assert second_opinion(again.pk) == "classified"
