@@ -234,3 +234,12 @@ def test_the_alert_api_shows_its_route(client, storm_setup):
     _, key = create_api_key(name="reader", scopes=["incidents:read"], actor=SYSTEM)
     detail = client.get(f"/api/v1/incidents/{answer['incident']}/", **api(client, key)).json()
     assert detail["alerts"][0]["route"] == 'route “checkout” (service="checkout")'
+
+
+def test_routing_costs_no_query_per_request_once_the_routes_are_loaded(client, storm_setup, django_assert_num_queries):
+    body = am_body(*({"service": "checkout", "instance": f"i-{n}"} for n in range(50)), {"service": "ledger"})
+    post(client, storm_setup["path"], body)  # opens the incidents, loads the routes
+    post(client, storm_setup["path"], body)
+    with django_assert_num_queries(2):  # one repeats' call per service routed to: checkout, platform
+        answer = post(client, storm_setup["path"], body)
+    assert {a["action"] for a in answer.json()["alerts"]} == {"appended"}
