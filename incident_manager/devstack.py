@@ -11,6 +11,7 @@ stops the servers again when the command ends.
     python -m incident_manager.devstack exec CMD ...   # any command (bench, shell)
 """
 
+import base64
 import contextlib
 import os
 import secrets
@@ -118,12 +119,17 @@ def services(var: Path):
 
 
 def prepare_var() -> None:
-    """./var/ holds all local state: the secret key, static files, the servers' data."""
+    """./var/ holds all local state: the secret and encryption keys, static files, the servers' data."""
     (VAR / "static").mkdir(parents=True, exist_ok=True)
     key_file = VAR / "secret_key"
     if not os.environ.get("SECRET_KEY") and not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
+    keys_file = VAR / "encryption_keys"
+    if not os.environ.get("ENCRYPTION_KEYS") and not keys_file.exists():
+        # A Fernet key: 32 random bytes, url-safe base64 (apps/accounts/sealed.py).
+        keys_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+        keys_file.chmod(0o600)
 
 
 def manage(*args: str) -> None:

@@ -27,6 +27,14 @@ if not SECRET_KEY:
 
         raise ImproperlyConfigured("SECRET_KEY is not set (make run creates var/secret_key)")
 
+# The keys that seal secrets kept in the database (apps/accounts/sealed.py): Fernet
+# keys, newest first, comma-separated.  devstack.py writes one to
+# var/encryption_keys on first start; a deployment sets ENCRYPTION_KEYS.  A missing
+# or malformed key stops every process at start (apps/accounts/apps.py).
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+if not ENCRYPTION_KEYS and (_keys_file := BASE_DIR / "var" / "encryption_keys").exists():
+    ENCRYPTION_KEYS = _keys_file.read_text().split()
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Absolute base of this site, used to print ingestion URLs and links.

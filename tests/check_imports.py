@@ -73,6 +73,7 @@ def import_everything() -> dict[str, str]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incident_manager.settings")
     # Settings only read these; nothing connects at import time.
     os.environ.setdefault("SECRET_KEY", "import-check")
+    os.environ.setdefault("ENCRYPTION_KEYS", "aW1wb3J0LWNoZWNrLWltcG9ydC1jaGVjay1pbXBvcnQ=")  # 32 bytes, a Fernet key
     os.environ.setdefault("DATABASE_URL", "postgres://import-check@127.0.0.1:1/import-check")
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
     sys.path.insert(0, str(ROOT))

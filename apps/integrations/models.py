@@ -1,6 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.accounts.sealed import SealedField
+
 from . import templating
 from .matchers import Matcher, MatcherError, parse_matchers
 
@@ -35,7 +37,7 @@ class Integration(models.Model):
     last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Optional, on top of the token: an HMAC-SHA256 signature of the body, as Grafana's
     # webhook sends it: hex(HMAC(secret, [timestamp ":"] body)) in `signature_header`.
-    signing_secret = models.TextField(blank=True, editable=False, help_text="Sealed (apps/accounts/sealed.py).")
+    signing_secret = SealedField(blank=True, editable=False, help_text="Sealed (apps/accounts/sealed.py).")
     signature_header = models.CharField(max_length=100, default="X-Grafana-Alerting-Signature")
     signature_timestamp_header = models.CharField(
         max_length=100, blank=True, help_text="If the sender signs 'timestamp:body', the header holding the timestamp."

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from apps.accounts.sealed import seal, unseal
+from apps.accounts.sealed import SealedField, seal, unseal
 
 
 class Notification(models.Model):
@@ -77,8 +77,8 @@ class SlackWorkspace(models.Model):
 
     team_id = models.CharField(max_length=32, unique=True, help_text="Slack's team id, T…")
     name = models.CharField(max_length=100)
-    bot_token_sealed = models.TextField(editable=False)
-    signing_secret_sealed = models.TextField(editable=False)
+    bot_token_sealed = SealedField(editable=False)
+    signing_secret_sealed = SealedField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -195,7 +195,7 @@ class WebhookEndpoint(models.Model):
         "incidents.Service", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks"
     )
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
-    secret_sealed = models.TextField(editable=False)
+    secret_sealed = SealedField(editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
