@@ -1,15 +1,19 @@
 import contextlib
 import json
+import os
 import shutil
 import socket
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import hypothesis
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.db import connection
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from apps.incidents import throttle
 from apps.integrations.services import create_integration, ingestion_url
@@ -19,6 +23,17 @@ from incident_manager.celery import app as celery_app
 from .factories import MembershipFactory, ServiceFactory, UserFactory
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Hypothesis, for tests that set no count of their own: in the suite a fixed, modest
+# number of examples, the same ones every run (a failure means a change, not luck);
+# `make fuzz` runs the same tests with HYPOTHESIS_PROFILE=fuzz, many more examples, new
+# ones each time, and keeps those that failed to try first the next time.
+hypothesis.settings.register_profile("suite", max_examples=40, derandomize=True, database=None, deadline=None)
+hypothesis.settings.register_profile(
+    "fuzz", max_examples=1000, deadline=None,
+    database=DirectoryBasedExampleDatabase(Path(__file__).resolve().parent.parent / "var" / "hypothesis"),
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def load_fixture(name: str):
@@ -172,3 +187,20 @@ def pytest_collection_modifyitems(items):
     `playwright` fixture is session-scoped), and Django then refuses ORM calls as
     async-unsafe in every test that comes after."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable
+
+
+def process_env(**extra) -> dict:
+    """The environment of a child process (a worker, a command) working on this test
+    run's database, Redis and keys, as a process of the deployment would."""
+    from django.db import connection
+
+    url = urlsplit(os.environ["DATABASE_URL"])
+    return {
+        **os.environ,
+        "DATABASE_URL": urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"])),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "SECRET_KEY": settings.SECRET_KEY,
+        "ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
+        "DJANGO_SETTINGS_MODULE": "incident_manager.settings",
+        **extra,
+    }

@@ -68,6 +68,10 @@ class FakeServer:
     def respond(self, key: str, request: Recorded) -> tuple[int, dict, dict]:
         return 200, {}, {"ok": True}
 
+    def accepted(self, request: Recorded) -> None:
+        """The request has arrived (the provider has it, whether or not its caller lives
+        to read the answer)."""
+
     def _handle(self, handler):
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
@@ -80,6 +84,7 @@ class FakeServer:
         request = Recorded(handler.command, parts.path, dict(handler.headers), body, data, time.monotonic())
         with self.changed:  # recorded before the answer: a caller that got it sees the call
             self.requests.append(request)
+            self.accepted(request)
             self.changed.notify_all()
         if self.delay:
             time.sleep(self.delay)
@@ -113,13 +118,26 @@ class FakeServer:
 
 
 class FakeSlack(FakeServer):
-    """slack.com/api: chat.postMessage, chat.update, chat.postEphemeral, users.info."""
+    """slack.com/api: chat.postMessage, chat.update, chat.postEphemeral, users.info,
+    conversations.open and conversations.history (with message metadata)."""
 
     def __init__(self):
         super().__init__()
         self.emails: dict[str, str] = {}
         self._ts = 0
         self._ts_lock = threading.Lock()
+        self.posted: dict[int, dict] = {}  # id(request) -> the message, as Slack keeps it
+
+    def accepted(self, request):
+        if self.key(request) != "chat.postMessage":
+            return
+        with self._ts_lock:
+            self._ts += 1
+            ts = f"{int(time.time())}.{self._ts:06d}"  # as Slack's: when it was posted
+        channel = request.data.get("channel", "")
+        # A message to a user goes to the DM channel with them (D + the user id here).
+        self.posted[id(request)] = {"ts": ts, "channel": "D" + channel if channel.startswith("U") else channel,
+                                    "text": request.data.get("text"), "metadata": request.data.get("metadata")}
 
     @property
     def api_url(self) -> str:
@@ -131,10 +149,18 @@ class FakeSlack(FakeServer):
     def respond(self, method, request):
         data = request.data
         if method == "chat.postMessage":
-            with self._ts_lock:
-                self._ts += 1
-                ts = f"1764089905.{self._ts:06d}"
-            return 200, {}, {"ok": True, "channel": data.get("channel"), "ts": ts, "message": {"text": data.get("text")}}
+            message = self.posted[id(request)]
+            return 200, {}, {"ok": True, "channel": message["channel"], "ts": message["ts"], "message": {"text": data.get("text")}}
+        if method == "conversations.open":
+            return 200, {}, {"ok": True, "channel": {"id": "D" + data.get("users", "")}}
+        if method == "conversations.history":
+            channel, oldest = data.get("channel"), float(data.get("oldest") or 0)
+            with_metadata = data.get("include_all_metadata") in ("1", "true", "True")
+            messages = [
+                {"type": "message", "ts": m["ts"], "text": m["text"], **({"metadata": m["metadata"]} if with_metadata and m["metadata"] else {})}
+                for m in reversed(list(self.posted.values())) if m["channel"] == channel and float(m["ts"]) > oldest
+            ]
+            return 200, {}, {"ok": True, "messages": messages, "has_more": False}
         if method == "chat.update":
             return 200, {}, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
         if method == "chat.postEphemeral":

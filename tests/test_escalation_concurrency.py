@@ -13,7 +13,6 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -27,6 +26,7 @@ from apps.escalation import engine, presets
 from apps.escalation.models import EscalationState
 from apps.notifications.models import Notification
 
+from .conftest import process_env
 from .factories import IncidentFactory, ServiceFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,25 +115,12 @@ def test_a_state_that_fails_mid_round_leaves_no_half_state_and_holds_up_no_other
     assert_each_fired_once(incidents)
 
 
-def worker_database_url() -> str:
-    """DATABASE_URL with the test database's name in it."""
-    url = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-
-
 def start_worker(queue: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": worker_database_url(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DJANGO_SETTINGS_MODULE": "incident_manager.settings",
-    }
     # solo pool: the task runs in this very process, so SIGKILL kills the tick itself.
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "incident_manager", "worker", "--pool", "solo", "-Q", queue,
          "-l", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
 

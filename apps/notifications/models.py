@@ -48,6 +48,13 @@ class Notification(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set, and committed, just before a provider is called; cleared when the attempt
+    # ends.  Still set on a row nobody holds: the worker stopped mid-send, and whether
+    # the message went out is in doubt (outbox.deliver checks before sending again).
+    sending_since = models.DateTimeField(null=True, blank=True)
+    possible_duplicate = models.BooleanField(
+        default=False, help_text="Sent again after an attempt that may have reached the recipient already."
+    )
     external_id = models.CharField(max_length=255, blank=True, help_text="Slack ts, Twilio SID, Message-ID…")
     # What the provider reported after taking the message (Twilio's status callback).
     external_status = models.CharField(

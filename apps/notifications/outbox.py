@@ -6,11 +6,12 @@ the task `deliver_notifications`; the beat task `deliver_due` picks up every row
 whose next attempt is due, so a lost task only delays a message by a second.
 The tasks are defined here, beside what they run (tasks.py registers them).
 
-deliver() holds the row's lock (SELECT … FOR UPDATE SKIP LOCKED) for the whole
-attempt: a second deliverer of the same row skips it instead of sending twice,
-and a worker that dies mid-send releases the lock with its connection, leaving
-the row pending for the next tick (at least once).  Retries are timers in the row
-(next_attempt_at), not Celery countdowns.
+deliver() records each attempt before calling the provider, then holds the row's
+lock (SELECT … FOR UPDATE) for the send: a second deliverer of the same row skips
+it instead of sending twice, and a worker that dies mid-send releases the lock
+with its connection, leaving the row pending with its attempt on record (at least
+once; the next attempt checks what it can before sending again).  Retries are
+timers in the row (next_attempt_at), not Celery countdowns.
 """
 
 import logging
@@ -137,26 +138,43 @@ def claim_for_enqueue(ids: list[int]) -> list[int]:
     return [pk for pk in ids if cache.add(f"notify-enqueued:{pk}", 1, timeout=ENQUEUED_SECONDS)]
 
 
+SENDING_LEASE_SECONDS = 5  # an attempt recorded this recently, on a row nobody holds, is about to be sent
+
+
+def _pending(notification_id: int, *, skip_locked: bool) -> Notification | None:
+    rows = (
+        Notification.objects.select_for_update(skip_locked=skip_locked, of=("self",))
+        # Who acknowledged or resolved it is loaded only when a message shows it: most
+        # rows announce or page a triggered incident, where both are empty.
+        .select_related("incident__service", "recipient")
+        .defer("incident__embedding")
+        .filter(pk=notification_id, status=Notification.Status.PENDING)
+        # One row by its key: no ORDER BY.  Compiling the model's default ordering over
+        # the join was the largest CPU cost of a delivery (profiled).
+        .order_by()
+    )
+    return next(iter(rows), None)
+
+
 def deliver(notification_id: int) -> str:
     """Make one attempt at a due row.  Returns what happened: "delivered", "retry",
     "failed", "fallback", "deferred", "suppressed", or "skipped" (not pending, not
-    due, or being delivered by someone else right now)."""
+    due, or being delivered by someone else right now).
+
+    The attempt is recorded and committed (sending_since) before the provider is
+    called, and the send then runs under the row's lock.  A row whose recorded
+    attempt never ended had its worker stop mid-send, maybe after the provider took
+    the message: the next attempt asks the provider first where the channel can
+    (Slack: the channel's recent history), and otherwise sends again, with the row
+    and the incident's timeline saying it may be a duplicate (webhooks carry the
+    same webhook-id, so receivers can drop it)."""
     with transaction.atomic():
-        locked = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            # Who acknowledged or resolved it is loaded only when a message shows it: most
-            # rows announce or page a triggered incident, where both are empty.
-            .select_related("incident__service", "recipient")
-            .defer("incident__embedding")
-            .filter(pk=notification_id, status=Notification.Status.PENDING)
-            # One row by its key: no ORDER BY.  Compiling the model's default ordering over
-            # the join was the largest CPU cost of a delivery (profiled).
-            .order_by()
-        )
-        n = next(iter(locked), None)
+        n = _pending(notification_id, skip_locked=True)
         now = timezone.now()
         if n is None or (n.next_attempt_at and n.next_attempt_at > now):
             return "skipped"
+        if n.sending_since and n.sending_since > now - timedelta(seconds=SENDING_LEASE_SECONDS):
+            return "skipped"  # recorded a moment ago by a worker that is about to send it
         if n.recipient_id and n.incident.status != n.incident.Status.TRIGGERED:
             # Paging a person about an incident someone already took is noise.
             return _finish(n, Notification.Status.SUPPRESSED, f"incident is {n.incident.status}", "suppressed")
@@ -167,7 +185,21 @@ def deliver(notification_id: int) -> str:
             return _finish(n, Notification.Status.FAILED, str(exc), "failed")
         if not breaker.allow(circuit):
             return _circuit_open(n, circuit, now)
+        in_doubt = n.sending_since
         n.attempts += 1
+        n.sending_since = claimed = now
+        n.save(update_fields=["attempts", "sending_since"])
+    with transaction.atomic():
+        n = _pending(notification_id, skip_locked=False)
+        if n is None or n.sending_since != claimed:
+            return "skipped"
+        n.sending_since = None  # saved with the attempt's outcome
+        if in_doubt:
+            if external_id := _found_sent(module, n, in_doubt):
+                _audit("notification.recovered", n, found=external_id)
+                return _delivered(n, circuit, external_id)
+            n.possible_duplicate = True
+            _audit("notification.possible_duplicate", n, since=in_doubt.isoformat())
         try:
             with transaction.atomic():  # a failed send leaves no half-written rows behind
                 external_id = module.send(n)
@@ -181,15 +213,32 @@ def deliver(notification_id: int) -> str:
             log.exception("notification %s: unexpected error", n.pk)
             breaker.failure(circuit)
             return _retry_or_give_up(n, RetryableError(f"{type(exc).__name__}: {exc}"), now)
-        breaker.success(circuit)
-        n.status = Notification.Status.DELIVERED
-        n.delivered_at = timezone.now()
-        n.external_id = (external_id or "")[:255]
-        n.last_error = ""
-        n.next_attempt_at = None
-        n.save(update_fields=["status", "delivered_at", "external_id", "last_error", "next_attempt_at", "attempts"])
-        _audit("notification.delivered", n)
-        return "delivered"
+        return _delivered(n, circuit, external_id)
+
+
+def _found_sent(module, n: Notification, since) -> str | None:
+    """The provider's id of the message an interrupted attempt sent, if the channel can
+    tell (its module has find_sent) and did send it; a failed lookup counts as not sent."""
+    if not hasattr(module, "find_sent"):
+        return None
+    try:
+        return module.find_sent(n, since)
+    except (RetryableError, PermanentError) as exc:
+        log.warning("notification %s: could not check whether it was sent: %s", n.pk, exc)
+        return None
+
+
+def _delivered(n: Notification, circuit: str, external_id: str) -> str:
+    breaker.success(circuit)
+    n.status = Notification.Status.DELIVERED
+    n.delivered_at = timezone.now()
+    n.external_id = (external_id or "")[:255]
+    n.last_error = ""
+    n.next_attempt_at = None
+    n.save(update_fields=["status", "delivered_at", "external_id", "last_error", "next_attempt_at", "attempts",
+                          "sending_since", "possible_duplicate"])
+    _audit("notification.delivered", n)
+    return "delivered"
 
 
 def _retry_or_give_up(n: Notification, exc: RetryableError, now) -> str:
@@ -199,15 +248,16 @@ def _retry_or_give_up(n: Notification, exc: RetryableError, now) -> str:
     delay = delays[n.attempts - 1] if exc.retry_after is None else min(exc.retry_after, MAX_RETRY_AFTER)
     n.next_attempt_at = now + timedelta(seconds=delay)
     n.last_error = str(exc)[:2000]
-    n.save(update_fields=["attempts", "next_attempt_at", "last_error"])
+    n.save(update_fields=["attempts", "next_attempt_at", "last_error", "sending_since", "possible_duplicate"])
     return "retry"
 
 
 def _finish(n: Notification, status: str, error: str, outcome: str) -> str:
     n.status = status
+    n.sending_since = None
     n.last_error = error[:2000]
     n.next_attempt_at = None
-    n.save(update_fields=["status", "attempts", "last_error", "next_attempt_at"])
+    n.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "sending_since", "possible_duplicate"])
     _audit(f"notification.{outcome}", n)
     return outcome
 

@@ -159,6 +159,13 @@ def _incident(incident_id: int) -> Incident:
 # ----- sending -----------------------------------------------------------------------------
 
 
+def _metadata(notification) -> dict:
+    """Slack message metadata naming the notification: how find_sent recognises the
+    message of an attempt whose worker stopped before it could note the ts."""
+    return {"event_type": "incident_notification",
+            "event_payload": {"notification": notification.pk, "incident": notification.incident_id}}
+
+
 def send(notification) -> str:
     incident = notification.incident  # loaded with the row by outbox.deliver, under its lock
     if not notification.target.startswith("slack-channel:"):
@@ -167,7 +174,8 @@ def send(notification) -> str:
             raise NoAddress("no Slack user linked for this recipient")
         workspace = _workspace_for_person(notification)
         response = call(
-            client_for(workspace).chat_postMessage, channel=user_id, text=text(incident), blocks=blocks(incident)
+            client_for(workspace).chat_postMessage, channel=user_id, text=text(incident), blocks=blocks(incident),
+            metadata=_metadata(notification),
         )
         return response["ts"]
     link = _link(notification)
@@ -183,7 +191,8 @@ def send(notification) -> str:
         call(client.chat_update, channel=message.channel_id, ts=message.ts, text=text(incident), blocks=blocks(incident))
         return message.ts
     rendered = incident.updated_at
-    response = call(client.chat_postMessage, channel=link.channel_id, text=text(incident), blocks=blocks(incident))
+    response = call(client.chat_postMessage, channel=link.channel_id, text=text(incident), blocks=blocks(incident),
+                    metadata=_metadata(notification))
     # A change committed while we posted found no message to update: catch up after commit.
     transaction.on_commit(lambda: _refresh_if_changed(incident.pk, rendered), robust=True)
     message.ts = response["ts"]
@@ -191,6 +200,35 @@ def send(notification) -> str:
     message.alert_count_posted = incident.alert_count
     message.save(update_fields=["ts", "channel_id", "alert_count_posted", "updated_at"])
     return message.ts
+
+
+def find_sent(notification, since) -> str | None:
+    """The ts of the message an attempt begun at `since` posted, if Slack has it: its
+    worker stopped before it could note it (outbox.deliver).  Read from the
+    conversation's history since shortly before, by the metadata send() puts on it."""
+    if notification.target.startswith("slack-channel:"):
+        link = _link(notification)
+        client, channel = client_for(link.workspace), link.channel_id
+    else:
+        user_id = addresses.contact(notification.recipient, "slack")
+        if not user_id:
+            return None
+        client = client_for(_workspace_for_person(notification))
+        channel = call(client.conversations_open, users=user_id)["channel"]["id"]
+    history = call(client.conversations_history, channel=channel, oldest=f"{since.timestamp() - 60:.6f}",
+                   include_all_metadata=True, limit=200)
+    for message in history.get("messages") or []:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        if payload.get("notification") == notification.pk:
+            if notification.target.startswith("slack-channel:"):
+                # The announcement's message: later changes of the incident update it.
+                SlackMessage.objects.update_or_create(
+                    incident_id=notification.incident_id, channel_id=link.channel_id,
+                    defaults={"workspace": link.workspace, "ts": message["ts"],
+                              "alert_count_posted": notification.incident.alert_count},
+                )
+            return message["ts"]
+    return None
 
 
 def _refresh_if_changed(incident_id: int, rendered) -> None:
