@@ -192,8 +192,6 @@ def pytest_collection_modifyitems(items):
 def process_env(**extra) -> dict:
     """The environment of a child process (a worker, a command) working on this test
     run's database, Redis and keys, as a process of the deployment would."""
-    from django.db import connection
-
     url = urlsplit(os.environ["DATABASE_URL"])
     return {
         **os.environ,
