@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test debian-packages manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
+.PHONY: run test fuzz debian-packages manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
 
 # --no-compile: Python compiles what a process imports when it first imports it, and
 # bytecode for the rest (most of twilio's and anthropic's generated API modules) would
@@ -38,6 +38,12 @@ debian-packages:
 
 test: $(VENV)/.dev debian-packages
 	$(PY) -m incident_manager.devstack test $(ARGS)
+
+# The fuzz tests (senders' endpoints and parsers, the API against its OpenAPI document)
+# with many more examples than `make test` gives them, new ones each run
+# (tests/conftest.py's "fuzz" Hypothesis profile; failures are kept under var/hypothesis).
+fuzz: $(VENV)/.dev
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m incident_manager.devstack test tests/test_fuzz_senders.py tests/test_fuzz_api.py $(ARGS)
 
 # Any manage.py command against the same embedded servers, e.g.
 #   make manage ARGS='createapikey ci --scopes incidents:read'

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "incident_manager.middleware.refuse_nul",
+    "incident_manager.unavailable.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,7 +90,12 @@ MIDDLEWARE = [
 # Alert senders' endpoints (apps/integrations/urls.py: token in the URL or a header,
 # JSON in and out, CSRF-exempt) need none of the portal's sessions, users, messages
 # or static files: served through this stack alone (incident_manager/wsgi.py).
-SENDER_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+SENDER_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "incident_manager.middleware.refuse_nul",
+    # Outermost but for those: a database outage becomes a 503 senders retry.
+    "incident_manager.unavailable.ServiceUnavailableMiddleware",
+]
 
 ROOT_URLCONF = "incident_manager.urls"
 WSGI_APPLICATION = "incident_manager.wsgi.application"
@@ -126,17 +133,25 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
+# Seconds any Redis client waits for an answer (or a connection): a Redis that
+# answers nothing must not hold a sender's request (incident_manager/redis_outage.py).
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+_REDIS_TIMEOUTS = {"socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT}
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "im",
+        "OPTIONS": _REDIS_TIMEOUTS,
     }
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "im-asgi"},
+        # Consumers block on the layer (BZPOPMIN, 5 s at a time): reads may take longer;
+        # publishers never wait for them (apps/incidents/live.py).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": 10}],
+                   "prefix": "im-asgi"},
     }
 }
 
@@ -148,7 +163,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Enqueueing happens after commits inside requests: give up fast rather than hang
 # the request when Redis is away (the database, not the broker, holds timers).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Workers wait on the broker with BRPOP for a second at a time, so their reads may
+# take longer than a request may wait; the web process shortens both (wsgi.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300, "socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered, as acks are late
@@ -219,9 +237,15 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's, refusing NUL and JSON nested too deep (incident_manager/input_limits.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "incident_manager.input_limits.JSONParser",
+        "incident_manager.input_limits.FormParser",
+        "incident_manager.input_limits.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "incident_manager.openapi.AutoSchema",  # documents the errors too
     "EXCEPTION_HANDLER": "apps.incidents.api.exception_handler",  # maps TransitionError to 409
 }
 SPECTACULAR_SETTINGS = {

@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("apps.incidents.urls")),
     path("", include("apps.assist.urls")),
 ]
+
+handler404 = "incident_manager.errors.not_found"

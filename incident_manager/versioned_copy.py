@@ -22,6 +22,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from incident_manager import redis_outage
+
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 1.0
@@ -42,13 +44,18 @@ class VersionedCopy:
         now = time.monotonic()
         if self._value is not None and now - self._checked_at < CHECK_EVERY_SECONDS:
             return self._value
+        if not redis_outage.available():
+            # No version to compare with: keep the copy, or read the rows once.
+            if self._value is None:
+                self._value, self._version = self._load(), None
+            return self._value
         try:
             version = cache.get(self.version_key)
             if version is None:
                 cache.add(self.version_key, uuid.uuid4().hex, timeout=None)
                 version = cache.get(self.version_key)
-        except Exception:
-            log.warning("%s: cache unreachable, keeping the loaded copy", self.version_key, exc_info=True)
+        except Exception as exc:
+            redis_outage.failed(f"{self.version_key} check", exc)
             if self._value is not None:
                 return self._value
             version = None

@@ -17,7 +17,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from apps.incidents import throttle
 from apps.integrations.services import create_integration, ingestion_url
-from incident_manager import versioned_copy
+from incident_manager import redis_outage, versioned_copy
 from incident_manager.celery import app as celery_app
 
 from .factories import MembershipFactory, ServiceFactory, UserFactory
@@ -30,7 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # ones each time, and keeps those that failed to try first the next time.
 hypothesis.settings.register_profile("suite", max_examples=40, derandomize=True, database=None, deadline=None)
 hypothesis.settings.register_profile(
-    "fuzz", max_examples=1000, deadline=None,
+    "fuzz", max_examples=500, deadline=None,
     database=DirectoryBasedExampleDatabase(Path(__file__).resolve().parent.parent / "var" / "hypothesis"),
 )
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
@@ -43,10 +43,12 @@ def load_fixture(name: str):
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """A test's rows roll back with it, so the process's copies of them (versioned_copy)
-    must go too; and what it remembers of throttle windows, which tests reset in Redis."""
+    must go too; and what it remembers of throttle windows, which tests reset in Redis,
+    and of a Redis outage a test made."""
     yield
     versioned_copy.forget_all()
     throttle.forget()
+    redis_outage.reset()
 
 
 @pytest.fixture

@@ -52,3 +52,37 @@ def test_rows_written_before_the_move_are_the_new_apps_after_it():
     assert SlackWorkspace.objects.get().team_id == "T1"
     assert ContentType.objects.get_for_model(Notification).app_label == "notifications"
     assert not ContentType.objects.filter(app_label="integrations", model="notification").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_times_python_cannot_read_are_repaired_by_the_migration():
+    """Year 10000 (a sender's 9999-12-31T23:59:59-14:00, stored before the parsers
+    refused it) made its incident unreadable; migrating forward makes it readable."""
+    service = ServiceFactory(slug="payments")
+    incident = Incident.objects.create(
+        title="Clock skew", severity="high", service=service, dedup_key="k", fingerprint="f",
+        first_alert_at="2026-12-01T10:00:00Z", last_alert_at="2026-12-01T10:00:00Z",
+    )
+    migrate([("incidents", "0014_routes_identity_and_severity_source")])
+    alert_columns = (
+        "incident_id, source, status, title, severity, dedup_key, fingerprint, group_key, labels, payload, "
+        "deduplicated, dedup_reason, dedup_detail, route, received_at, starts_at"
+    )
+    with connection.cursor() as cursor:
+        for title, starts_at in (("bad", "10000-01-01 13:59:59+00"), ("good", "2026-12-01 09:58:00+00")):
+            cursor.execute(
+                f"INSERT INTO incidents_alert ({alert_columns}) VALUES "
+                "(%s, 'alertmanager', 'firing', %s, 'high', 'k', 'f', '', '{}', '{}', false, 'opened', '', '', now(), %s)",
+                [incident.pk, title, starts_at],
+            )
+        cursor.execute(
+            "UPDATE incidents_incident SET last_alert_at = '10000-01-01 13:59:59+00' WHERE id = %s", [incident.pk]
+        )
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    incident = Incident.objects.get(pk=incident.pk)  # reading it raised DataError before
+    assert incident.last_alert_at == incident.created_at
+    assert incident.first_alert_at.isoformat() == "2026-12-01T10:00:00+00:00"
+    starts = dict(incident.alerts.values_list("title", "starts_at"))
+    assert starts["bad"] is None and starts["good"].isoformat() == "2026-12-01T09:58:00+00:00"

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor
+from incident_manager import redis_outage
 
 from . import dedup, identity, lifecycle, live, maintenance, prepared, service_settings, services, tasks
 from .events import AlertEvent
@@ -126,12 +127,14 @@ def _publish(results: list[IngestResult]) -> None:
     changed), and hand new incidents to the worker: settle first, then the LLM."""
     created = sorted({r.incident_id for r in results if r.action == "created"})
     appended = sorted({r.incident_id for r in results if r.action == "appended"} - set(created))
+    # Through redis_outage: without Redis the alerts are stored all the same, and beat's
+    # settle_overdue settles what was not queued here.
     if created:
-        tasks.settle.delay(created)
+        redis_outage.attempt("queue settle", tasks.settle.delay, created)
     if settings.ANTHROPIC_API_KEY:
         for incident_id in created:
-            tasks.second_opinion.delay(incident_id)
-    live.publish_incidents_changed(created=created, appended=appended)
+            redis_outage.attempt("queue second opinion", tasks.second_opinion.delay, incident_id)
+    redis_outage.attempt("live update", live.publish_incidents_changed, created=created, appended=appended)
     lifecycle.alerts_appended.send(sender=Incident, incident_ids=appended)
 
 

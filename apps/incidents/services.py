@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor, entry, record, record_all
+from incident_manager import redis_outage
 
 from . import dedup, lifecycle, live, maintenance
 from .classification import classify
@@ -32,8 +33,8 @@ def _locked(incident: Incident | int) -> Incident:
 def changed(incident: Incident) -> None:
     """After commit the portal shows the change; whatever else shows the incident
     (its chat messages) hears of it through lifecycle.changed."""
-    # robust: the change is committed; a lost live update must not turn it into an error.
-    transaction.on_commit(lambda: live.publish_incident_changed(incident.pk), robust=True)
+    # The change is committed; a lost live update must not turn it into an error.
+    transaction.on_commit(lambda: redis_outage.attempt("live update", live.publish_incident_changed, incident.pk), robust=True)
     lifecycle.changed.send(sender=Incident, incident_id=incident.pk)
 
 

@@ -12,6 +12,8 @@ import time
 import redis
 from django.conf import settings
 
+from incident_manager import redis_outage
+
 _client: redis.Redis | None = None
 _taken_until: dict[str, float] = {}  # key -> time.monotonic() when its window ends
 _FORGET_AT = 10_000  # keys remembered before the lapsed ones are dropped
@@ -22,16 +24,23 @@ def first_in_window(keys: list[str], seconds: int) -> list[str]:
     global _client
     now = time.monotonic()
     ask = [key for key in keys if _taken_until.get(key, 0) <= now]
-    if not ask:
-        return []
+    if not ask or not redis_outage.available():
+        return []  # with Redis away nothing is first: the throttled work waits for it
     if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL)  # its pool reconnects after a fork
+        # Its pool reconnects after a fork.
+        _client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT
+        )
     prefix = f"{settings.CACHES['default']['KEY_PREFIX']}:throttle:"
     pipe = _client.pipeline(transaction=False)
     for key in ask:
         pipe.set(prefix + key, 1, nx=True, ex=seconds)
         pipe.pttl(prefix + key)
-    answers = pipe.execute()
+    try:
+        answers = pipe.execute()
+    except redis_outage.ERRORS as exc:
+        redis_outage.failed("throttle", exc)
+        return []
     if len(_taken_until) > _FORGET_AT:
         for key in [k for k, until in _taken_until.items() if until <= now]:
             del _taken_until[key]

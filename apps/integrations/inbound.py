@@ -10,6 +10,7 @@ import orjson
 from apps.audit.services import Actor
 from apps.accounts.sealed import unseal
 from apps.incidents.ingest import IngestResult, ingest, ingest_routed
+from incident_manager.input_limits import MAX_DEPTH, too_deep
 
 from . import routes
 from .models import Integration
@@ -19,15 +20,19 @@ SIGNATURE_MAX_AGE = 300  # seconds, for signatures over a timestamp
 
 
 def decode_json(body: bytes):
-    """Parse JSON, refusing what PostgreSQL's jsonb cannot store.  orjson (several
-    times the standard library's speed on a storm's payloads) already refuses NaN,
-    ±Infinity, numbers that overflow a double and lone surrogates; NUL is left."""
+    """Parse JSON, refusing what PostgreSQL's jsonb cannot store or we cannot serialise
+    again.  orjson (several times the standard library's speed on a storm's payloads)
+    already refuses NaN, ±Infinity, numbers that overflow a double and lone surrogates;
+    NUL and nesting deeper than MAX_DEPTH are left to us."""
     if b"\\u0000" in body:
         raise PayloadError("body", "must not contain NUL (\\u0000) characters")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PayloadError("body", f"is not valid JSON ({exc})") from None
+    if too_deep(data):
+        raise PayloadError("body", f"must not nest arrays and objects more than {MAX_DEPTH} deep")
+    return data
 
 
 def accept(integration: Integration, events) -> list[IngestResult]:

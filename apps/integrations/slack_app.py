@@ -13,7 +13,6 @@ e-mail when it matches an account, or by the user following the signed link we
 send them ephemerally: slack_linking.py).
 """
 
-import json
 import logging
 import threading
 import uuid
@@ -36,6 +35,7 @@ from apps.notifications.channels import PermanentError, RetryableError, slack
 from apps.notifications.models import ContactMethod, SlackWorkspace
 
 from . import slack_linking
+from .inbound import decode_json
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,15 @@ LINK_HELP = (
 
 
 def team_id_of(body: bytes, content_type: str) -> str | None:
-    """The workspace a request claims to come from (not yet verified)."""
+    """The workspace a request claims to come from (not yet verified).  Read as senders'
+    bodies are: one nested too deep for bolt's own parsing never gets to it."""
     try:
         if content_type.startswith("application/json"):
-            data = json.loads(body)
+            data = decode_json(body)
             return data.get("team_id") or (data.get("team") or {}).get("id")
         form = parse_qs(body.decode())
         if "payload" in form:
-            data = json.loads(form["payload"][0])
+            data = decode_json(form["payload"][0].encode())
             return (data.get("team") or {}).get("id") or (data.get("user") or {}).get("team_id")
         return form.get("team_id", [None])[0]
     except (ValueError, UnicodeDecodeError, AttributeError):

@@ -29,6 +29,7 @@ from apps.incidents import throttle
 
 from . import breaker, channels
 from .channels import PermanentError, RetryableError, slack
+from incident_manager import redis_outage
 from incident_manager.bulk import insert
 
 from .models import Notification, SlackChannelLink, SlackMessage, WebhookEndpoint
@@ -85,8 +86,8 @@ def enqueue(ids: list[int]) -> None:
     """Deliver these rows as soon as their transaction commits."""
     if not ids:
         return
-    # robust: the rows are committed; if the broker is away, deliver_due sends them.
-    transaction.on_commit(lambda: deliver_notifications.delay(ids), robust=True)
+    # The rows are committed; if the broker is away, deliver_due sends them.
+    transaction.on_commit(lambda: redis_outage.attempt("queue deliveries", deliver_notifications.delay, ids), robust=True)
 
 
 FAN_OUT = 20  # rows per task when the beat finds many due at once
@@ -329,7 +330,8 @@ def incident_changed(incident_id: int) -> None:
     """After a change commits (any caller: portal, API, Slack, tasks): update its Slack
     messages.  Queued, not inline: Slack's latency stays out of the request."""
     if SlackMessage.objects.filter(incident_id=incident_id).exclude(ts="").exists():
-        slack.update_slack_messages.delay(incident_id)
+        # Lost with Redis away: the next change brings the message up to date.
+        redis_outage.attempt("queue Slack update", slack.update_slack_messages.delay, incident_id)
 
 
 def alerts_appended(incident_ids: list[int]) -> None:
@@ -342,4 +344,5 @@ def alerts_appended(incident_ids: list[int]) -> None:
         return
     threads = SlackMessage.objects.filter(incident_id__in=due).exclude(ts="").values_list("incident_id", flat=True)
     for incident_id in sorted(set(threads)):
-        slack.post_slack_followup.apply_async((incident_id,), countdown=FOLLOWUP_THROTTLE_SECONDS)
+        redis_outage.attempt("queue Slack follow-up", slack.post_slack_followup.apply_async, (incident_id,),
+                             countdown=FOLLOWUP_THROTTLE_SECONDS)

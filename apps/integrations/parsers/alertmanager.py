@@ -11,7 +11,7 @@ same message shape (parsers/grafana.py), hence `parse_group`.
 from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity, severity_of_labels
 from apps.incidents.models import Severity
 
-from .validation import PayloadError, choice, obj, string_map, text, timestamp
+from .validation import PayloadError, choice, obj, plausible_timestamp, string_map, text, timestamp
 
 MAX_ALERTS = 1000
 
@@ -50,8 +50,9 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
         annotations = string_map(alert.get("annotations"), f"{where}.annotations")
         status = choice(alert.get("status"), f"{where}.status", {"firing", "resolved"})
         fingerprint = text(alert, "fingerprint", f"{where}.fingerprint", max_length=64)
-        starts_at = timestamp(alert.get("startsAt"), f"{where}.startsAt")
-        timestamp(alert.get("endsAt"), f"{where}.endsAt")
+        notes = []  # what responders should know of this alert's payload
+        starts_at = plausible_timestamp(alert.get("startsAt"), f"{where}.startsAt", notes)
+        timestamp(alert.get("endsAt"), f"{where}.endsAt")  # checked, not kept
         ours = label_fingerprint(labels)
         severity, severity_from = severity_of_labels(labels)
         if severity is None and (severity := normalise_severity(common.get("severity"))):
@@ -66,7 +67,9 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
         events.append(
             AlertEvent(
                 title=title[:500],
-                description="\n\n".join(filter(None, [annotations.get("description") or annotations.get("message", ""), left_out])),
+                description="\n\n".join(
+                    filter(None, [annotations.get("description") or annotations.get("message", ""), left_out, *notes])
+                ),
                 status=status,
                 severity=severity or Severity.MEDIUM,
                 severity_from=severity_from,

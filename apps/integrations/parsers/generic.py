@@ -15,24 +15,25 @@ from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprin
 from apps.incidents.models import Severity
 
 from .. import templating
-from .validation import PayloadError, choice, obj, string_map, text, timestamp
+from .validation import PayloadError, choice, obj, plausible_timestamp, string_map, text
 
 MAX_ALERTS = 1000
 
 
 def parse(data, templates: dict[str, str] | None = None) -> list[AlertEvent]:
+    renderer = templating.Renderer(templates) if templates else None
     if isinstance(data, list):
         if not data:
             raise PayloadError("body", "must not be an empty list")
         if len(data) > MAX_ALERTS:
             raise PayloadError("body", f"must have at most {MAX_ALERTS} alerts")
-        return [_parse_one(item, f"[{i}].", templates) for i, item in enumerate(data)]
-    return [_parse_one(data, "", templates)]
+        return [_parse_one(item, f"[{i}].", renderer) for i, item in enumerate(data)]
+    return [_parse_one(data, "", renderer)]
 
 
-def _parse_one(raw, prefix: str, templates) -> AlertEvent:
+def _parse_one(raw, prefix: str, renderer) -> AlertEvent:
     obj(raw, prefix.rstrip(".") or "body")
-    data = {**raw, **templating.render(templates, raw)} if templates else raw
+    data = {**raw, **renderer.render(raw)} if renderer else raw
     title = text(data, "title", f"{prefix}title", required=True, max_length=500)
     labels = string_map(data.get("labels"), f"{prefix}labels")
     severity_word = data.get("severity")
@@ -47,9 +48,12 @@ def _parse_one(raw, prefix: str, templates) -> AlertEvent:
     dedup_key = text(data, "dedup_key", f"{prefix}dedup_key", max_length=255)
     status = choice(data.get("status", "firing"), f"{prefix}status", {"firing", "resolved"})
     fingerprint = label_fingerprint({**labels, "__title__": title})
+    notes = []  # what responders should know of this payload
+    starts_at = plausible_timestamp(data.get("timestamp"), f"{prefix}timestamp", notes)
+    description = text(data, "description", f"{prefix}description", max_length=20_000)
     return AlertEvent(
         title=title,
-        description=text(data, "description", f"{prefix}description", max_length=20_000),
+        description="\n\n".join(filter(None, [description, *notes])),
         status=status,
         severity=severity or Severity.MEDIUM,
         severity_from=severity_from,
@@ -57,6 +61,6 @@ def _parse_one(raw, prefix: str, templates) -> AlertEvent:
         fingerprint=fingerprint,
         source=text(data, "source", f"{prefix}source", max_length=100) or "generic",
         labels=labels,
-        starts_at=timestamp(data.get("timestamp"), f"{prefix}timestamp"),
+        starts_at=starts_at,
         payload=raw,
     )

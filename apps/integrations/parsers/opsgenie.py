@@ -8,7 +8,7 @@ the dedup key, as in Opsgenie; priority P1..P5 maps onto our severities.
 from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.models import Severity
 
-from .validation import PayloadError, obj, string_map, text
+from .validation import PayloadError, choice, obj, string_map, text
 
 PRIORITIES = {
     "P1": Severity.CRITICAL,
@@ -25,8 +25,8 @@ def parse_create(data) -> list[AlertEvent]:
     alias = text(data, "alias", "alias", max_length=512)
     # Opsgenie takes no priority as P3; here the sender then gave none, and the classifier's severity pages.
     priority = data.get("priority")
-    if priority is not None and priority not in PRIORITIES:
-        raise PayloadError("priority", "must be one of P1, P2, P3, P4, P5")
+    if priority is not None:
+        choice(priority, "priority", set(PRIORITIES))
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise PayloadError("tags", "must be a list of strings")

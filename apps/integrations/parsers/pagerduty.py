@@ -11,7 +11,7 @@ import uuid
 from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.models import Severity
 
-from .validation import PayloadError, obj, string_map, text, timestamp
+from .validation import PayloadError, obj, plausible_timestamp, string_map, text
 
 SEVERITIES = {
     "critical": Severity.CRITICAL,
@@ -66,9 +66,12 @@ def parse(data) -> list[AlertEvent]:
     for key in ("component", "group", "class"):
         if value := text(payload, key, f"payload.{key}", max_length=255):
             labels[key] = value
+    notes = []  # what responders should know of this event
+    starts_at = plausible_timestamp(_rfc3339(payload.get("timestamp")), "payload.timestamp", notes)
     return [
         AlertEvent(
             title=summary[:500],
+            description="\n\n".join(notes),
             status="firing",
             severity=SEVERITIES[severity],
             severity_from=f"payload.severity '{severity}'",
@@ -76,7 +79,7 @@ def parse(data) -> list[AlertEvent]:
             fingerprint=label_fingerprint({**labels, "__summary__": summary}),
             source="pagerduty",
             labels=labels,
-            starts_at=timestamp(_rfc3339(payload.get("timestamp")), "payload.timestamp"),
+            starts_at=starts_at,
             payload=data,
         )
     ]

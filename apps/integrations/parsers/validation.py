@@ -1,6 +1,9 @@
 """Small checks shared by the parsers; each error names the JSON path at fault."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+
+# A time further than this from now is a sender's wrong clock (or a hostile payload).
+PLAUSIBLE = timedelta(days=366)
 
 
 class PayloadError(ValueError):
@@ -53,7 +56,7 @@ def string_map(value, field: str, *, max_items=200) -> dict[str, str]:
 
 
 def choice(value, field: str, allowed: set[str]) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:  # (a list or an object is unhashable)
         raise PayloadError(field, f"must be one of {', '.join(sorted(allowed))}")
     return value
 
@@ -72,3 +75,15 @@ def timestamp(value, field: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise PayloadError(field, "must include a time zone offset")
     return parsed
+
+
+def plausible_timestamp(value, field: str, notes: list[str]) -> datetime | None:
+    """timestamp(), for a time that is stored: one more than a year from now either way
+    becomes unknown (None), and `notes` gets a line for responders saying so.  Refusing
+    it would lose the alert (Alertmanager drops a 4xx for good); storing it could make
+    its incident unreadable (PostgreSQL keeps years past 9999, which Python cannot read)."""
+    moment = timestamp(value, field)
+    if moment is not None and abs(moment - datetime.now(UTC)) > PLAUSIBLE:
+        notes.append(f"{field} {value} is more than a year from now: recorded as unknown.")
+        return None
+    return moment
