@@ -5,6 +5,7 @@ DATABASE_URL / REDIS_URL before Django starts (incident_manager/devstack.py), so
 this module only ever reads URLs.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -275,6 +276,12 @@ NOTIFY_RETRY_DELAYS = [1, 2, 4, 8, 16]  # seconds before retry 1..5; then the ro
 NOTIFY_BREAKER_THRESHOLD = 5  # consecutive failures that open a channel's circuit
 NOTIFY_BREAKER_OPEN_SECONDS = 60  # then one trial request
 NOTIFY_FALLBACK_CHAIN = env.list("NOTIFY_FALLBACK_CHAIN", default=["slack", "email", "webhook"])
+# Outbound webhooks reach public addresses only (apps/notifications/egress.py); these
+# CIDRs are let through all the same, e.g. "10.20.0.0/16,fd00:1::/64".  A malformed
+# one stops the process here, at start.
+WEBHOOK_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(cidr, strict=False)) for cidr in env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+]
 
 # LLM classification (apps/incidents/llm.py): off unless ANTHROPIC_API_KEY is set.
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")

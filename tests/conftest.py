@@ -201,6 +201,7 @@ def process_env(**extra) -> dict:
         "REDIS_URL": os.environ["REDIS_URL"],
         "SECRET_KEY": settings.SECRET_KEY,
         "ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
+        "WEBHOOK_ALLOWED_NETWORKS": ",".join(settings.WEBHOOK_ALLOWED_NETWORKS),
         "DJANGO_SETTINGS_MODULE": "incident_manager.settings",
         **extra,
     }

@@ -3,11 +3,13 @@ sending again, and a page that may have gone out twice says so on the incident."
 
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -43,6 +45,21 @@ def deliver_in_a_worker_killed_mid_send(n: Notification, fake, send: str, **env)
         worker.kill()
         worker.wait(10)
     fake.delay = 0
+    # PostgreSQL ends the dead worker's session (and frees the row's lock) when it reads
+    # the closed socket: a moment later on a busy machine.
+    deadline = time.monotonic() + 10
+    while _other_sessions_in_a_transaction():
+        assert time.monotonic() < deadline, "the killed worker's session is still open"
+        time.sleep(0.05)
+
+
+def _other_sessions_in_a_transaction() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state LIKE 'idle in transaction%%'"
+        )
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -131,8 +131,40 @@ def test_no_key_budget_reached_or_sure_rules_mean_no_call(anthropic_api, unsure_
         ("key sk-ant-api03-AbCdEfGhIjKlMnOp and ghp_0123456789abcdefABCD", "key", "AbCdEf"),
         ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOi.SflKxwRJSM", "Authorization", "eyJ"),
         ("password=hunter2 p95 2.4x at 12:30:45", "p95 2.4x at 12:30:45", "hunter2"),
+        ('{"password": "hunter2", "host": "db-01"}', '"password": "[SECRET]", "host": "db-01"', "hunter2"),
+        ('{"db_password":"hunter2","api_key":"k-123"}', '"db_password":"[SECRET]","api_key":"[SECRET]"', "k-123"),
+        ("DB_PASSWORD: hunter2 and AWS_SECRET_ACCESS_KEY=abc/def", "DB_PASSWORD: [SECRET]", "abc/def"),
+        ("dsn postgres://app:s3cr3t@db-01:5432/chat", "postgres://[CREDENTIALS]@db-01:5432/chat", "s3cr3t"),
+        ("clone https://ghs_token123@github.com/acme/repo", "https://[CREDENTIALS]@github.com/acme/repo", "token123"),
+        ("aws wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY in env", "aws [TOKEN] in env", "wJalrXUtnFEMI"),
+        ("routing e93facc04764012d7bfb002500d5d1a6 used", "routing [TOKEN] used", "e93facc0"),
+        ("n 9fK2pQ7xL0vR3mZ8wT5yB1cN6hJ4dG in cfg", "n [TOKEN] in cfg", "9fK2pQ7x"),
+        # What a classifier needs stays: model names, pod names, metrics, class names.
+        ("Meta-Llama-3.1-70B-Instruct on checkout-7d9f8b6c5d-x2x4q max_tokens: 4096 token_count=12 "
+         "GetUserProfileByIdV2Handler", "Meta-Llama-3.1-70B-Instruct on checkout-7d9f8b6c5d-x2x4q max_tokens: 4096 "
+         "token_count=12 GetUserProfileByIdV2Handler", "[SECRET]"),
     ],
 )
 def test_redaction(text, kept, gone):
     cleaned = redact(text)
     assert kept in cleaned and gone not in cleaned
+
+
+def test_labels_are_redacted_key_by_key(anthropic_api, client, ingest_path):
+    """A label named like a secret goes whatever it holds; other labels are redacted as
+    text; what the classifier needs stays."""
+    body = {"title": "Checkout journey is red", "labels": {
+        "password": "hunter2", "authToken": "short", "DB_PASSWORD": "p", "client_secret": "cs",
+        "dsn": "postgres://app:s3cr3t@db-01:5432/chat", "tokens_used": "4096", "model": "llama-3-70b",
+    }}
+    client.post(ingest_path("generic"), data=body, content_type="application/json")
+    anthropic_api.script = [(200, tool_answer(GOOD), {}, 0)]
+
+    assert second_opinion(Incident.objects.get().pk) == "classified"
+
+    prompt = anthropic_api.requests[0]["json"]["messages"][0]["content"]
+    for secret in ("hunter2", '"short"', '"p"', '"cs"', "s3cr3t"):
+        assert secret not in prompt
+    for kept in ('"password": "[SECRET]"', '"authToken": "[SECRET]"', '"dsn": "postgres://[CREDENTIALS]@db-01:5432/chat"',
+                 '"tokens_used": "4096"', '"model": "llama-3-70b"'):
+        assert kept in prompt

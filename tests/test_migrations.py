@@ -6,6 +6,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from apps.incidents.models import Incident
 from apps.notifications.models import ContactMethod, Notification, SlackWorkspace
@@ -86,3 +87,38 @@ def test_times_python_cannot_read_are_repaired_by_the_migration():
     assert incident.first_alert_at.isoformat() == "2026-12-01T10:00:00+00:00"
     starts = dict(incident.alerts.values_list("title", "starts_at"))
     assert starts["bad"] is None and starts["good"].isoformat() == "2026-12-01T09:58:00+00:00"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_senders_credentials_stored_before_are_scrubbed_by_the_migration():
+    """A PagerDuty routing_key (and any top-level key named like a credential) stored
+    with an alert before the parsers left them out is gone after migrating; the rest
+    of each payload, nested keys of the same names included, is kept."""
+    service = ServiceFactory(slug="payments")
+    incident = Incident.objects.create(
+        title="CPU", severity="high", service=service, dedup_key="k", fingerprint="f",
+        first_alert_at="2026-12-01T10:00:00Z", last_alert_at="2026-12-01T10:00:00Z",
+    )
+    old = migrate([("incidents", "0015_repair_unreadable_times")])
+    payloads = {
+        "pagerduty": {"routing_key": "e93facc04764012d7bfb002500d5d1a6", "event_action": "trigger",
+                      "payload": {"summary": "CPU", "custom_details": {"routing_key": "theirs"}}},
+        "opsgenie": {"message": "CPU", "apiKey": "og-key", "details": {"host": "web-01"}},
+        "generic": {"title": "CPU", "API-Key": "g1", "Token": "g2", "tokens_used": 3},
+        "alertmanager": {"labels": {"alertname": "CPU"}, "fingerprint": "f4229527"},
+        "heartbeat": [],
+    }
+    alert = old.get_model("incidents", "Alert")
+    for source, payload in payloads.items():
+        alert.objects.create(incident_id=incident.pk, source=source, status="firing", title="CPU", severity="high",
+                             dedup_key="k", fingerprint="f", payload=payload, received_at=timezone.now())
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    assert dict(incident.alerts.values_list("source", "payload")) == {
+        "pagerduty": {"event_action": "trigger", "payload": {"summary": "CPU", "custom_details": {"routing_key": "theirs"}}},
+        "opsgenie": {"message": "CPU", "details": {"host": "web-01"}},
+        "generic": {"title": "CPU", "tokens_used": 3},
+        "alertmanager": {"labels": {"alertname": "CPU"}, "fingerprint": "f4229527"},
+        "heartbeat": [],
+    }

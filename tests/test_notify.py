@@ -2,6 +2,7 @@
 code against local fakes: retries and their timing, final errors, the circuit
 breaker with its fallback, and exactly-one send under concurrent delivery."""
 
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEntry
 from apps.notifications import breaker, outbox
 from apps.notifications.channels import sms, webhook
-from apps.notifications.models import ContactMethod, Notification, SlackMessage
+from apps.notifications.models import ContactMethod, Notification, SlackMessage, WebhookEndpoint
 
 from .factories import IncidentFactory, MembershipFactory, UserFactory
 from .notify_fakes import _clean_breakers, fake_receiver, fake_slack, fake_smtp, fake_twilio  # noqa: F401
@@ -303,6 +304,18 @@ def test_twilio_5xx_is_retried(fake_twilio, service):
 
 
 @pytest.mark.django_db
+def test_twilio_refusal_keeps_its_code_not_its_message(fake_twilio, service):
+    user = UserFactory(username="sam")
+    ContactMethod.objects.create(user=user, kind="sms", address="+4915112345678")
+    fake_twilio.fail("Messages.json", 400, body={
+        "code": 21211, "message": "The 'To' number +4915112345678 is not a valid phone number.", "status": 400,
+    })
+    n = notification(IncidentFactory(service=service), "sms", recipient=user)
+    assert outbox.deliver(n.pk) == "failed"
+    assert reload(n).last_error == "HTTP 400: twilio error 21211"
+
+
+@pytest.mark.django_db
 def test_voice_call_reads_the_incident_and_press_1_acknowledges(fake_twilio, service, client, settings):
     from twilio.request_validator import RequestValidator
 
@@ -414,6 +427,100 @@ def test_a_new_incident_is_announced_on_slack_and_webhooks_by_the_worker(
     assert sorted(rows.values_list("channel", "status")) == [("slack", "delivered"), ("webhook", "delivered")]
 
 
+# ----- webhooks reach public addresses only (apps/notifications/egress.py) ---------------------
+
+
+@pytest.fixture
+def resolver(monkeypatch):
+    """A fake DNS at the edge: names in `answers` resolve to the next address of their
+    list (the last one repeats), as a rebinding attacker's server answers."""
+    answers: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        address = answers[host].pop(0) if len(answers[host]) > 1 else answers[host][0]
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+def add_webhook(client, service, url):
+    return client.post("/admin/notifications/webhookendpoint/add/",
+                       {"name": "ops", "url": url, "service": service.pk, "is_active": "on"})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "kind"), [
+    ("http://127.0.0.1:8080/hook", "loopback"),
+    ("http://localhost/hook", "loopback"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://10.1.2.3/hook", "private"),
+    ("https://192.168.0.10/hook", "private"),
+    ("http://172.16.5.4/hook", "private"),
+    ("http://[::1]/hook", "loopback"),
+    ("http://[fd00::1]/hook", "private"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("http://224.0.0.1/hook", "multicast"),
+    ("http://0.0.0.0/hook", "unspecified"),
+    ("http://240.0.0.1/hook", "private"),
+    ("http://100.64.0.1/hook", "not public"),
+])
+def test_a_webhook_to_an_internal_address_is_refused_when_saved_naming_the_url(client, service, url, kind):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = add_webhook(client, service, url)
+    assert response.status_code == 200  # the form again, with its error
+    [error] = response.context["adminform"].form.errors["url"]
+    assert f"a {kind} address" in error and "WEBHOOK_ALLOWED_NETWORKS" in error
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.django_db
+def test_public_addresses_and_the_allow_list_are_saved(client, service, settings, resolver):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    resolver["hooks.example.org"] = ["93.184.215.14"]
+    assert add_webhook(client, service, "https://hooks.example.org/incidents").status_code == 302
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["10.20.0.0/16"]
+    assert add_webhook(client, service, "http://10.20.3.4:8080/hook").status_code == 302
+    assert add_webhook(client, service, "http://10.21.3.4:8080/hook").status_code == 200  # outside the range named
+    assert sorted(WebhookEndpoint.objects.values_list("url", flat=True)) == [
+        "http://10.20.3.4:8080/hook", "https://hooks.example.org/incidents",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_name_that_turns_internal_after_it_was_saved_is_refused_at_send(fake_receiver, service, settings, resolver):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    port = fake_receiver.url.rsplit(":", 1)[1]
+    resolver["hooks.example.org"] = ["93.184.215.14", "127.0.0.1"]  # public when checked, then loopback
+    hook = WebhookEndpoint(name="ops", url=f"http://hooks.example.org:{port}/hook", service=service)
+    hook.full_clean()
+    hook.secret = webhook.new_secret()
+    hook.save()
+    n = notification(IncidentFactory(service=service), "webhook", target=f"webhook:{hook.pk}")
+
+    assert outbox.deliver(n.pk) == "failed"  # final: retrying would not make it public
+    assert reload(n).last_error == "webhook URL refused: resolves to a loopback address"
+    assert fake_receiver.calls("hook") == []
+
+
+@pytest.mark.django_db
+def test_a_webhook_is_sent_to_the_address_that_was_checked(fake_receiver, service, resolver):
+    """A name checked as allowed and then answering elsewhere (DNS rebinding) is not
+    looked up again: the request goes to the address checked, named by its Host."""
+    port = fake_receiver.url.rsplit(":", 1)[1]
+    resolver["hooks.example.org"] = ["127.0.0.1", "10.9.9.9"]  # allowed (the fixture's list), then elsewhere
+    hook = endpoint(service, f"http://hooks.example.org:{port}/hook")
+    n = notification(IncidentFactory(service=service), "webhook", target=f"webhook:{hook.pk}")
+
+    assert outbox.deliver(n.pk) == "delivered"
+    [request] = fake_receiver.calls("hook")
+    assert {k.lower(): v for k, v in request.headers.items()}["host"] == f"hooks.example.org:{port}"
+
+
 # ----- what people see -----------------------------------------------------------------------
 
 
@@ -438,6 +545,26 @@ def test_incident_page_and_admin_show_attempts_never_secrets(client, service, fa
     change = client.get(f"/admin/notifications/slackworkspace/{link.workspace.pk}/change/").content.decode()
     assert "xoxb-test-token" not in change and "8f742231b10e" not in change
     assert link.workspace.signing_secret_sealed not in change
+
+
+@pytest.mark.django_db
+def test_a_receivers_error_body_is_never_shown_only_its_status(client, service, fake_receiver):
+    """An internal service behind a webhook URL would otherwise read back to every
+    viewer through the timeline."""
+    hook = endpoint(service, fake_receiver.url + "/hook")
+    fake_receiver.fail("hook", 403, body={"error": "forbidden", "env": {"DB_PASSWORD": "hunter2"}})
+    incident = IncidentFactory(service=service)
+    n = notification(incident, "webhook", target=f"webhook:{hook.pk}")
+
+    assert outbox.deliver(n.pk) == "failed"
+
+    assert reload(n).last_error == "HTTP 403: Forbidden"
+    [failed] = AuditEntry.objects.filter(verb="notification.failed", incident=incident)
+    assert failed.data["error"] == "HTTP 403: Forbidden"
+    membership = MembershipFactory(team=service.team, role="viewer")
+    client.force_login(membership.user)
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert "HTTP 403: Forbidden" in page and "hunter2" not in page
 
 
 @pytest.mark.django_db

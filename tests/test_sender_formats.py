@@ -8,6 +8,8 @@ import pagerduty
 import pytest
 import time_machine
 
+from apps.accounts.models import ApiKey
+from apps.accounts.services import create_api_key
 from apps.audit.models import AuditEntry
 from apps.incidents.models import Alert, Incident
 from apps.integrations.services import create_integration
@@ -351,3 +353,53 @@ def test_a_signed_integration_refuses_unsigned_or_forged_bodies(client, service)
     good = {"X-Grafana-Alerting-Signature": sign("s3cret", stamp, body), "X-Grafana-Alerting-Signature-Timestamp": stamp}
     response = post(client, path, body, **good)
     assert response.status_code == 202 and Alert.objects.count() == 2
+
+
+# Senders' credentials are not stored (apps/integrations/parsers/credentials.py) -----
+
+
+def read_alert_payloads(client, incident) -> list[dict]:
+    """The alerts' payloads as the API gives them to a reader."""
+    _, key = create_api_key(name="reader", scopes=[ApiKey.Scope.INCIDENTS_READ])
+    response = client.get(f"/api/v1/incidents/{incident.pk}/", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    return [alert["payload"] for alert in response.json()["alerts"]]
+
+
+def test_a_pagerduty_routing_key_is_not_stored_nor_shown(client, routing_key):
+    trigger = {**load_fixture("pagerduty_events_v2_trigger.json"), "routing_key": routing_key}
+    resolve = {**load_fixture("pagerduty_events_v2_acknowledge.json"), "routing_key": routing_key,
+               "event_action": "resolve", "dedup_key": trigger["dedup_key"]}
+    assert post(client, "/v2/enqueue", trigger).status_code == 202
+    assert post(client, "/v2/enqueue", resolve).status_code == 202
+
+    incident = Incident.objects.get()
+    payloads = read_alert_payloads(client, incident)
+    assert [p["event_action"] for p in payloads] == ["resolve", "trigger"]  # the rest as sent
+    assert payloads[1]["payload"] == trigger["payload"]
+    assert routing_key not in json.dumps(payloads)
+    assert not Alert.objects.filter(payload__has_key="routing_key").exists()
+
+
+def test_an_opsgenie_api_key_in_the_body_is_not_stored(client, genie_key):
+    key = genie_key["Authorization"].removeprefix("GenieKey ")
+    body = {**load_fixture("opsgenie_create_alert.json"), "apiKey": key}
+    assert post(client, "/opsgenie/v2/alerts", body, **genie_key).status_code == 202
+    alias = quote(body["alias"], safe="")
+    assert post(client, f"/opsgenie/v2/alerts/{alias}/close?identifierType=alias", {"apiKey": key, "note": "fixed"},
+                **genie_key).status_code == 202
+
+    payloads = read_alert_payloads(client, Incident.objects.get())
+    assert payloads == [{"note": "fixed"}, {k: v for k, v in body.items() if k != "apiKey"}]
+
+
+def test_a_generic_senders_credentials_are_not_stored_but_its_labels_are(client, ingest_path):
+    body = {
+        "title": "Nightly backup failed", "api_key": "ak-1", "Token": "t-2", "integration-key": "ik-3",
+        "routingKey": "rk-4", "labels": {"host": "db-01", "token_bucket": "full"}, "tokens_used": 12,
+    }
+    assert post(client, ingest_path("generic"), body).status_code == 202
+
+    [payload] = read_alert_payloads(client, Incident.objects.get())
+    assert payload == {"title": "Nightly backup failed", "labels": {"host": "db-01", "token_bucket": "full"},
+                       "tokens_used": 12}

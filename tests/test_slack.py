@@ -90,6 +90,25 @@ def test_message_is_posted_then_updated_when_the_incident_changes(celery_worker,
 
 
 @pytest.mark.django_db
+def test_sender_text_is_shown_as_written_never_pinging_nor_linking(fake_slack, service):
+    """An alert's title is the sender's text: in Slack it must not ping the channel,
+    mention someone, or put a link under other words."""
+    link = channel_link(service)
+    title = "<!channel> Checkout down, see <https://evil.example/login|https://status.example.org> & <@U0ADMIN>"
+    incident = IncidentFactory(service=service, title=title)
+
+    assert outbox.deliver(notification(incident, "slack", target=f"slack-channel:{link.pk}").pk) == "delivered"
+
+    [post] = fake_slack.calls("chat.postMessage")
+    shown = ("&lt;!channel&gt; Checkout down, see &lt;https://evil.example/login|https://status.example.org&gt; "
+             "&amp; &lt;@U0ADMIN&gt;")
+    assert post.data["text"] == f"#{incident.number} [{incident.severity}] {shown} ({incident.status})"
+    heading = post.data["blocks"][0]["text"]["text"]
+    assert heading.endswith(f"|#{incident.number} {shown}>*")  # inside our own link to the incident
+    assert "<!channel>" not in json.dumps(post.data) and "<https://evil" not in json.dumps(post.data)
+
+
+@pytest.mark.django_db
 def test_follow_up_alerts_go_into_the_thread(fake_slack, service):
     link = channel_link(service)
     incident = IncidentFactory(service=service, alert_count=1)

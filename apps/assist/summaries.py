@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.incidents import live, llm, triage
 from apps.incidents.models import Incident
-from apps.incidents.redaction import redact
+from apps.incidents.redaction import redact, redact_labels
 
 from .models import IncidentSummary
 
@@ -97,7 +97,7 @@ def _summarise(incident_id: int) -> str:
         first=incident.first_alert_at.isoformat(timespec="seconds"),
         last=incident.last_alert_at.isoformat(timespec="seconds"),
         description=redact(incident.description)[:2000],
-        labels=redact(json.dumps(incident.labels, sort_keys=True))[:1000],
+        labels=json.dumps(redact_labels(incident.labels), sort_keys=True)[:1000],
         alerts=alert_lines(alerts),
     )
     try:

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from .classification import Classification
 from .models import Category, Severity
-from .redaction import redact
+from .redaction import redact, redact_labels
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def classify(title: str, description: str, labels: dict[str, str], rules: Classi
         tool=TOOL_NAME,
         title=redact(title),
         description=redact(description)[:4000],
-        labels=redact(json.dumps(labels, sort_keys=True))[:2000],
+        labels=json.dumps(redact_labels(labels), sort_keys=True)[:2000],
     )
     answer, usage = ask(
         prompt, tool=TOOL_NAME, description="Record the alert's classification.", schema=TOOL_SCHEMA, max_tokens=400

@@ -8,9 +8,12 @@ These models were the integrations app's until issue 13; they keep their tables
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.accounts.sealed import SealedField, seal, unseal
+
+from . import egress
 
 
 class Notification(models.Model):
@@ -211,6 +214,15 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if not self.url:
+            return  # the field's own error says so
+        # Again at each send (channels/webhook.py), where the name may resolve elsewhere by then.
+        try:
+            egress.resolve(self.url)
+        except egress.Refused as exc:
+            raise ValidationError({"url": f"This URL {exc}."}) from None
 
     @property
     def secret(self) -> str:

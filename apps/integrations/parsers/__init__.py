@@ -5,6 +5,8 @@ PagerDuty and Opsgenie parsers sit behind endpoints that mimic those APIs.
 
 A parser raises PayloadError naming the first bad field; it never touches the
 database, so a bad payload can never leave anything half-written.
+Each keeps the sender's JSON as the event's payload, less the sender's credentials
+(credentials.py).
 """
 
 from . import alertmanager, generic, grafana, opsgenie, pagerduty

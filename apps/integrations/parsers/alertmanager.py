@@ -5,12 +5,14 @@ template/template.go (Data, Alert).  Each alert in the group becomes one event;
 its dedup key is Alertmanager's own fingerprint (a hash of the alert's labels),
 so repeats of an alert, and its resolution, find the same incident.  The group's
 groupKey is kept on the alert for grouping rules.  Grafana's webhook embeds the
-same message shape (parsers/grafana.py), hence `parse_group`.
+same message shape (parsers/grafana.py), hence `parse_group`.  Each alert is
+stored as sent, but for a credential at its top level (credentials.py's rule).
 """
 
 from apps.incidents.events import AlertEvent, label_fingerprint, normalise_severity, severity_of_labels
 from apps.incidents.models import Severity
 
+from .credentials import without_credentials
 from .validation import PayloadError, choice, obj, plausible_timestamp, string_map, text, timestamp
 
 MAX_ALERTS = 1000
@@ -79,7 +81,7 @@ def parse_group(data: dict, *, source: str, fallback_title: str = "") -> list[Al
                 labels=labels,
                 group_key=group_key,
                 starts_at=starts_at,
-                payload=alert,
+                payload=without_credentials(alert),
             )
         )
     return events

@@ -8,13 +8,16 @@ Only title is required.  Without severity, a `severity` or `priority` label give
 it; without either, the classifier's severity pages.  Without dedup_key the key is a hash of the title and
 labels.  A JSON list of such objects sends several alerts in one request.  An
 integration with field-mapping templates (templating.py) first maps the
-sender's own JSON onto these fields.
+sender's own JSON onto these fields.  The stored payload is the sender's JSON
+without credentials at its top level (`api_key`, `token`, `routing_key`, ...:
+credentials.py's rule); templates still see all of it.
 """
 
 from apps.incidents.events import AlertEvent, SEVERITY_ALIASES, label_fingerprint, normalise_severity, severity_of_labels
 from apps.incidents.models import Severity
 
 from .. import templating
+from .credentials import without_credentials
 from .validation import PayloadError, choice, obj, plausible_timestamp, string_map, text
 
 MAX_ALERTS = 1000
@@ -62,5 +65,5 @@ def _parse_one(raw, prefix: str, renderer) -> AlertEvent:
         source=text(data, "source", f"{prefix}source", max_length=100) or "generic",
         labels=labels,
         starts_at=starts_at,
-        payload=raw,
+        payload=without_credentials(raw),
     )

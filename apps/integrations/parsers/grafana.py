@@ -4,7 +4,7 @@ Reference: grafana/alerting receivers/webhook/v1/webhook.go (webhookMessage) and
 templates/template_data.go (ExtendedData, ExtendedAlert): the Alertmanager
 message shape plus Grafana's own fields (title, state, message, orgId; per alert
 silenceURL, dashboardURL, panelURL, values, valueString, ruleUID).  Each alert's
-`fingerprint` is its dedup key, as for Alertmanager.
+`fingerprint` is its dedup key, as for Alertmanager, and credentials are left out of the stored alert as for it.
 """
 
 from .alertmanager import parse_group

@@ -3,11 +3,14 @@
 Reference: https://docs.opsgenie.com/docs/alert-api and opsgenie/opsgenie-oas
 definitions/alert.yaml (CreateAlertPayload, CloseAlertPayload).  The alias is
 the dedup key, as in Opsgenie; priority P1..P5 maps onto our severities.
+The GenieKey comes in the Authorization header; older clients also put an
+`apiKey` in the body, which the stored payload leaves out (credentials.py's rule).
 """
 
 from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.models import Severity
 
+from .credentials import without_credentials
 from .validation import PayloadError, choice, obj, string_map, text
 
 PRIORITIES = {
@@ -46,7 +49,7 @@ def parse_create(data) -> list[AlertEvent]:
             fingerprint=fingerprint,
             source="opsgenie",
             labels=labels,
-            payload=data,
+            payload=without_credentials(data),
         )
     ]
 
@@ -64,6 +67,6 @@ def parse_action(data, *, alias: str, action: str) -> list[AlertEvent]:
             dedup_key=alias[:255],
             fingerprint=label_fingerprint({"alias": alias}),
             source="opsgenie",
-            payload=data or {},
+            payload=without_credentials(data or {}),
         )
     ]

@@ -3,7 +3,7 @@
 Reference: PagerDuty developer docs "Events API v2" (trigger, acknowledge,
 resolve) and PagerDuty/api-schema reference/events-v2/openapiv3.json.  The
 routing_key names the integration and is checked by the view; this parser reads
-the event.  A trigger without dedup_key gets one generated, as PagerDuty does.
+the event, and the stored payload keeps no routing_key (credentials.py's rule).  A trigger without dedup_key gets one generated, as PagerDuty does.
 """
 
 import uuid
@@ -11,6 +11,7 @@ import uuid
 from apps.incidents.events import AlertEvent, label_fingerprint
 from apps.incidents.models import Severity
 
+from .credentials import without_credentials
 from .validation import PayloadError, obj, plausible_timestamp, string_map, text
 
 SEVERITIES = {
@@ -41,7 +42,7 @@ def parse(data) -> list[AlertEvent]:
                 dedup_key=dedup_key,
                 fingerprint=label_fingerprint({"dedup_key": dedup_key}),
                 source="pagerduty",
-                payload=data,
+                payload=without_credentials(data),
             )
         ]
     payload = data.get("payload")
@@ -80,7 +81,7 @@ def parse(data) -> list[AlertEvent]:
             source="pagerduty",
             labels=labels,
             starts_at=starts_at,
-            payload=data,
+            payload=without_credentials(data),
         )
     ]
 

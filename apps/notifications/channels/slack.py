@@ -101,25 +101,34 @@ def fallback_target(notification) -> str | None:
 # ----- the message -------------------------------------------------------------------------
 
 
+def escape(value: str) -> str:
+    """`value` shown as written in mrkdwn (and in the plain `text`, which Slack also
+    parses): &, < and > escaped as Slack documents, so that an alert's title cannot
+    ping `<!channel>`, mention `<@U…>` or show a link under other words."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def text(incident: Incident) -> str:
-    return f"#{incident.number} [{incident.severity}] {incident.title} ({incident.status})"
+    return f"#{incident.number} [{incident.severity}] {escape(incident.title)} ({incident.status})"
 
 
 def blocks(incident: Incident) -> list[dict]:
     emoji = SEVERITY_EMOJI.get(incident.severity, ":white_circle:")
     state = incident.status
     if incident.status == Incident.Status.ACKNOWLEDGED and incident.acknowledged_by:
-        state += f" by {incident.acknowledged_by.get_username()}"
+        state += f" by {escape(incident.acknowledged_by.get_username())}"
     if incident.status == Incident.Status.RESOLVED and incident.resolved_by:
-        state += f" by {incident.resolved_by.get_username()}"
+        state += f" by {escape(incident.resolved_by.get_username())}"
+    # Cut before escaping, so that no entity is cut in half.
+    title = escape(incident.title[:200])
     result = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{emoji} *<{incident_url(incident)}|#{incident.number} {incident.title[:200]}>*"},
+            "text": {"type": "mrkdwn", "text": f"{emoji} *<{incident_url(incident)}|#{incident.number} {title}>*"},
             "fields": [
                 {"type": "mrkdwn", "text": f"*Severity*\n{incident.severity}"},
                 {"type": "mrkdwn", "text": f"*Status*\n{state}"},
-                {"type": "mrkdwn", "text": f"*Service*\n{incident.service.name}"},
+                {"type": "mrkdwn", "text": f"*Service*\n{escape(incident.service.name)}"},
                 {"type": "mrkdwn", "text": f"*Alerts*\n{incident.alert_count}"},
             ],
         }

@@ -1,5 +1,7 @@
 """The twilio SDK's Client, with a base-URL override (TWILIO_API_BASE) for local fakes."""
 
+import logging
+
 from django.conf import settings
 from django.urls import reverse
 from requests.exceptions import RequestException
@@ -8,6 +10,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from . import PermanentError, RetryableError, http_error
+
+log = logging.getLogger(__name__)
 
 
 class _BaseUrlHttpClient(TwilioHttpClient):
@@ -40,6 +44,9 @@ def call(method, **kwargs):
     try:
         return method(**kwargs)
     except TwilioRestException as exc:
-        raise http_error(exc.status, f"twilio {exc.code}: {exc.msg}") from None
+        # Twilio's message can quote what was sent (a number, the text); its code says
+        # as much to an admin (twilio.com/docs/api/errors) and is all the timeline shows.
+        log.debug("twilio answered %s, error %s: %s", exc.status, exc.code, exc.msg)
+        raise http_error(exc.status, f"twilio error {exc.code}") from None
     except RequestException as exc:
         raise RetryableError(f"twilio: {type(exc).__name__}: {exc}") from None

@@ -8,15 +8,19 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 
 import httpx
 from django.conf import settings
 
+from .. import egress
 from ..models import WebhookEndpoint
 from . import PermanentError, RetryableError, http_error
 from .email import incident_url
+
+log = logging.getLogger(__name__)
 
 
 def new_secret() -> str:
@@ -102,9 +106,22 @@ def send(notification) -> str:
         "webhook-signature": sign(endpoint.secret, msg_id, timestamp, body),
     }
     try:
-        response = httpx.post(endpoint.url, content=body, headers=headers, timeout=settings.NOTIFY_TIMEOUT)
+        # Checked now, and sent to the very address checked (egress.py: DNS rebinding).
+        url, host, extensions = egress.pinned(endpoint.url)
+    except egress.Unresolved as exc:
+        raise RetryableError(f"webhook URL: {exc.kind}") from None
+    except egress.Refused as exc:
+        raise PermanentError(f"webhook URL refused: {exc.kind}") from None
+    try:
+        # trust_env=False: no proxy from the environment, which would connect by name instead.
+        with httpx.Client(timeout=settings.NOTIFY_TIMEOUT, trust_env=False) as client:
+            response = client.post(url, content=body, headers={**headers, **host}, extensions=extensions)
     except httpx.TransportError as exc:  # connect errors and timeouts
         raise RetryableError(f"{type(exc).__name__}: {exc}") from None
     if response.status_code >= 300:
-        raise http_error(response.status_code, response.text[:200], response.headers.get("retry-after"))
+        # The receiver's body is its own: an internal service could answer with what it
+        # holds, and the error is shown on the incident's timeline.  Only the status.
+        log.debug("webhook %s answered %s: %.200r", endpoint.pk, response.status_code, response.text)
+        raise http_error(response.status_code, httpx.codes.get_reason_phrase(response.status_code),
+                         response.headers.get("retry-after"))
     return response.headers.get("x-request-id", "") or f"HTTP {response.status_code}"
