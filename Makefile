@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test fuzz debian-packages manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity clean
+.PHONY: run test fuzz debian-packages manage bench-footprint bench-ingest bench-escalation bench-notify bench-classify bench-storm bench-similarity chaos clean
 
 # --no-compile: Python compiles what a process imports when it first imports it, and
 # bytecode for the rest (most of twilio's and anthropic's generated API modules) would
@@ -72,6 +72,14 @@ bench-notify: $(VENV)/.dev
 # N open incidents with due escalations, beat every 2 s: tick time and lag to the outbox row.
 bench-escalation: $(VENV)/.dev
 	$(PY) -m incident_manager.devstack exec $(PY) bench/escalation.py $(ARGS)
+
+# Faults (killed processes, a PostgreSQL restart, Redis away) under a real Alertmanager's
+# storm, on servers and processes of its own: alerts lost, pages missed or doubled, lag.
+#   make chaos ARGS=--short    make chaos ARGS='--instances 2'
+chaos: $(VENV)/.base
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; }
+	$(PY) bench/chaos.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var
