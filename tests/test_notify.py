@@ -4,6 +4,7 @@ breaker with its fallback, and exactly-one send under concurrent delivery."""
 
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -596,9 +597,28 @@ def test_the_beat_sends_due_retries_and_forgotten_rows_once(service, settings):
     forgotten = notification(incident, "email", next_attempt_at=now - timedelta(seconds=30))
     retry = notification(incident, "email", next_attempt_at=now - timedelta(seconds=1), attempts=1)
     later = notification(incident, "email", next_attempt_at=now + timedelta(seconds=5), attempts=1)
-    cache.delete_many([f"notify-enqueued:{n.pk}" for n in (fresh, forgotten, retry, later)])
+    delayed = notification(incident, "email", next_attempt_at=now)  # a level's page written minutes ago, due now
+    Notification.objects.filter(pk__in=[forgotten.pk, delayed.pk]).update(created_at=now - timedelta(minutes=3))
+    cache.delete_many([f"notify-enqueued:{n.pk}" for n in (fresh, forgotten, retry, later, delayed)])
 
     due = outbox.due_ids()
-    assert set(due) == {forgotten.pk, retry.pk}
+    assert set(due) == {forgotten.pk, retry.pk, delayed.pk}
     assert sorted(outbox.claim_for_enqueue(due)) == sorted(due)
     assert outbox.claim_for_enqueue(due) == []  # not queued again a second later
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_the_escalation_tick_writes_is_sent_by_its_own_task_at_once(celery_worker, fake_smtp, service):
+    """Not 5 s later by the beat's sweep (which leaves fresh rows to their own task)."""
+    from django.db import transaction
+
+    person = UserFactory(username="pat", email="pat@example.org")
+    incident = IncidentFactory(service=service)
+    with transaction.atomic():
+        outbox.write([Notification(incident=incident, recipient=person, channel="email", idempotency_key="tick:1",
+                                   next_attempt_at=timezone.now())])
+    deadline = time.monotonic() + 3
+    while not fake_smtp.messages:
+        assert time.monotonic() < deadline, "the row's own task did not send it"
+        time.sleep(0.05)
+    assert Notification.objects.get(idempotency_key="tick:1").status == "delivered"

@@ -77,9 +77,13 @@ def announce(incident_id: int, service_id: int, team_id: int | None = None) -> l
 
 def write(rows: list[Notification]) -> None:
     """Write rows decided elsewhere (escalation's tick), in the caller's transaction,
-    in one statement however many.  A row whose idempotency key exists already (the
-    same level fired twice) inserts nothing."""
+    in one statement however many, and deliver those due now once it commits.  A row
+    whose idempotency key exists already (the same level fired twice) inserts nothing."""
     insert(Notification, rows, ignore_conflicts=True)
+    now = timezone.now()
+    if due := [n.idempotency_key for n in rows if n.next_attempt_at is None or n.next_attempt_at <= now]:
+        enqueue(list(Notification.objects.filter(idempotency_key__in=due, status=Notification.Status.PENDING,
+                                                 attempts=0).values_list("pk", flat=True)))
 
 
 def enqueue(ids: list[int]) -> None:
@@ -122,12 +126,13 @@ ENQUEUED_SECONDS = 10  # the beat does not enqueue a row again within this long
 
 
 def due_ids(limit: int = DUE_BATCH) -> list[int]:
-    """Pending rows whose attempt is due: retries when due, and first attempts once
-    their own task (enqueued on commit) had FRESH_GRACE_SECONDS to send them."""
+    """Pending rows whose attempt is due: retries and rows written a while ago (a
+    level's later page) when due, and rows just written once their own task (enqueued
+    on commit) had FRESH_GRACE_SECONDS to send them."""
     now = timezone.now()
     return list(
         Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=now)
-        .filter(Q(attempts__gt=0) | Q(next_attempt_at__lte=now - timedelta(seconds=FRESH_GRACE_SECONDS)))
+        .filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=FRESH_GRACE_SECONDS)))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
