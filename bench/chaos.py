@@ -1,6 +1,6 @@
 """Chaos run: faults under a real Alertmanager's storm, and what they cost in alerts and pages.
 
-    make chaos                          # the full run, one instance of each process (~13 min)
+    make chaos                          # the full run, one instance of each process (~12 min)
     make chaos ARGS=--short             # the short form for CI (~5 min)
     make chaos ARGS='--instances 2'     # two of each process on one PostgreSQL and Redis
     make chaos ARGS='--short --faults redis,notify --no-together'   # some faults only
@@ -40,7 +40,9 @@ bench/chaos_score.py defines them:
 - escalation lag after recovery: p50 / p99 / max of (the fake's receipt - the later of
   the due time and the recovery), and the engine's share (row written - due);
 and PASS/FAIL against the targets: 0 alerts lost, 0 pages missed, duplicates no more
-than the kills that landed mid-delivery, p99 lag after recovery within 10 s.
+than the kills that landed mid-delivery, p99 lag after recovery within 10 s.  It exits 1
+when any target fails, and leaves the figures in <var>/chaos-report.json and every
+process's log in <var>/logs.
 """
 
 import argparse
@@ -108,6 +110,7 @@ class Run:
         self.slack = self.twilio = self.tap = self.poster = self.acker = None
         self.webs: list[Web] = []
         self.code = code_state()
+        self.load_at_start = os.getloadavg()[0]
 
     # ----- the stack ----------------------------------------------------------------------------
 
@@ -370,7 +373,8 @@ def report(run: Run, windows, result: dict) -> bool:
     t0 = run.t0
     print()
     print(f"== chaos run: {run.instances} instance(s), {'short' if run.args.short else 'full'}; "
-          f"{os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}; code {run.code} ==")
+          f"{os.cpu_count()} cores, load average {run.load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+          f"code {run.code} ==")
     if (now := code_state()) != run.code:
         print(f"WARNING: the code changed during the run (now {now}): restarted processes ran the new code")
     print(f"storm: {result['posted_episodes']} alert episodes posted to Alertmanager, {result['distinct_alerts']} distinct "
@@ -477,7 +481,7 @@ def dump(path: Path, run: Run, windows, result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--short", action="store_true", help="short windows (CI): ~5 minutes instead of ~13")
+    parser.add_argument("--short", action="store_true", help="short windows (CI): ~5 minutes instead of ~12")
     parser.add_argument("--instances", type=int, choices=[1, 2], default=1, help="processes of each kind")
     parser.add_argument("--faults", default=",".join(chaos_faults.IN_TURN),
                         help=f"faults in turn, comma-separated (default: {','.join(chaos_faults.IN_TURN)})")
