@@ -70,6 +70,8 @@ import chaos_storm  # noqa: E402
 from chaos_fakes import FakeSlack, FakeTwilio, Tap  # noqa: E402
 from chaos_stack import Postgres, Proc, Redis, Supervisor, free_port  # noqa: E402
 
+from incident_manager.devstack import NOTIFY_THREADS, WORKER_QUEUES  # noqa: E402  (as make run)
+
 
 @dataclass
 class Timing:
@@ -81,7 +83,6 @@ class Timing:
 
 TIMINGS = {"short": Timing(baseline=40, observe=12, drain=30, horizon=900),
            "full": Timing(baseline=75, observe=60, drain=45, horizon=1800)}
-NOTIFY_THREADS = 8  # as make run (incident_manager/devstack.py)
 PREFORK = 2
 TWILIO_SID = "AC" + "0" * 32
 
@@ -234,7 +235,7 @@ class Run:
             web.ready = self.webs[-1].healthy
             procs += [
                 web,
-                Proc(f"worker-{x}", [*celery, "worker", "-l", "info", "-Q", "celery", "--concurrency", str(PREFORK),
+                Proc(f"worker-{x}", [*celery, "worker", "-l", "info", "-Q", WORKER_QUEUES, "--concurrency", str(PREFORK),
                                      "-n", f"chaos-worker-{x}@%h"], env("worker"), logs / f"worker-{x}.log", r"@\S+ ready\."),
                 Proc(f"notify-{x}", [*celery, "worker", "-l", "info", "-Q", "notify", "--pool", "threads", "--concurrency",
                                      str(NOTIFY_THREADS), "-n", f"chaos-notify-{x}@%h"], env("notify"),
@@ -341,7 +342,8 @@ def score(run: Run, windows, cutoff) -> dict:
     connection.close()  # the harness's connection did not live through the restarts
     rows = chaos_score.load_alert_rows(run.integration.pk)
     am_failures = chaos_stack.alertmanager_failures(run.alertmanager.log)
-    alerts = chaos_score.score_alerts(windows, run.tap.webhooks, run.episodes, run.t0, rows, am_failures, cutoff)
+    stale = chaos_score.stale_resolutions(run.integration.pk)
+    alerts = chaos_score.score_alerts(windows, run.tap.webhooks, run.episodes, run.t0, rows, am_failures, stale, cutoff)
     pages, extra = chaos_score.expected_pages(cutoff)
     by_row = chaos_score.attach_receipts(pages, run.slack.received + run.twilio.received)
     paging = chaos_score.score_pages(windows, pages, by_row, chaos_score.announcements(cutoff), time.time())
@@ -382,53 +384,60 @@ def report(run: Run, windows, result: dict) -> bool:
           f"{result['acks']} acknowledged through the API ({result['ack_retries']} retries)")
     ok_all = True
     for w in windows:
-        a, p = result["alerts"][w.name], result["pages"][w.name]
-        am = w.am
-        end = "end" if w.end == float("inf") else f"+{w.end - t0:.0f}"
-        print(f"\n[{w.name}] {w.title}   window +{w.start - t0:.0f}..{end} s"
-              + (f", blow at +{w.blow - t0:.1f} s, back {w.recovered - w.blow:.1f} s later" if w.name != "baseline" else ""))
-        for line in w.landed:
-            print(f"  landed   {line}")
-        errors = ", ".join(f"{k} x{n}" for k, n in sorted(a["errors"].items())) or "none"
-        print(f"  alerts   Alertmanager: {am.get('alertmanager_notifications_total', 0):.0f} notifications, "
-              f"{am.get('alertmanager_notifications_failed_total', 0):.0f} failed ({a['am_failed_alerts']} alerts in them); "
-              f"{am.get('alertmanager_notification_requests_total', 0):.0f} requests, "
-              f"{am.get('alertmanager_notification_requests_failed_total', 0):.0f} failed")
-        print(f"           webhook POSTs {a['posts']}: 202 x{a['answered_202']}, 5xx x{a['answered_5xx']}, "
-              f"4xx x{a['answered_4xx']}, cut x{a['cut']} ({errors}); alerts in them {a['alerts_sent']}, in 202s {a['alerts_202']}")
-        print(f"           slowest answer {a['slowest']:.1f} s; {a['slow']} took over {chaos_score.AM_DEADLINE:.0f} s "
-              "(Alertmanager gives up on them: context deadline exceeded)")
-        print(f"           stored {a['rows']} rows ({a['distinct']} distinct alerts); lost {a['lost']} "
-              f"(never stored {a['lost_firing']}, resolution never stored {a['lost_resolve']}, 202 but no row {a['lost_202']})")
-        for example in a["lost_examples"][:3]:
-            print(f"           lost: {example}")
-        late, engine, plain = (chaos_score.quantiles(p[k]) for k in ("late", "engine", "plain"))
-        print(f"  pages    due {p['due']}: sent {p['sent']}, moot {p['moot']}, missed {p['missed']} "
-              f"(rows {p['rows']}, delivered {p['delivered']}); announcements {p['ann_due']}, missing {p['ann_missing']}")
-        print(f"           duplicates {p['dup_pages']} pages ({p['dup_flagged']} flagged on the row), "
-              f"{p['dup_announcements']} announcements; kills mid-delivery {w.mid_delivery_kills}, "
-              f"sends they interrupted {w.interrupted_sends}")
-        for example in p["missed_examples"][:3]:
-            print(f"           missed: {example}")
-        for example in p["moot_examples"][:1]:
-            print(f"           moot:   {example}")
-        print(f"  lag      after recovery (receipt - max(due, recovery)): {fmt_q(late)}")
-        print(f"           receipt - due: {fmt_q(plain)}; engine (row - due): {fmt_q(engine)}")
-        for example in p["latest"][:2 if late and late[1] <= chaos_score.LAG_TARGET else 3]:
-            print(f"           latest: {example}")
-        v = verdicts(w, a, p)
-        ok_all &= all(v.values())
-        per_send = "PASS" if p["dup_pages"] <= w.interrupted_sends else "FAIL"
-        print("  verdict  " + "  ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in v.items())
-              + f"   (duplicates per interrupted send: {per_send})")
+        ok_all &= print_window(w, result["alerts"][w.name], result["pages"][w.name], t0)
     summary(windows, result)
-    print(f"\nescalation rows no rule asked for: {result['extra_rows']}; incidents never announced: "
+    stale = sum(result["alerts"][w.name]["stale_resolutions"] for w in windows)
+    print(f"\nincidents resolved by an earlier episode's late resolution (not a loss; a wrong close): {stale}")
+    print(f"escalation rows no rule asked for: {result['extra_rows']}; incidents never announced: "
           f"{len(result['unannounced'])}; rows marked possible duplicate: {result['possible_duplicates']}; "
           f"sends found by lookup after a kill: {result['recovered_by_lookup']}")
     for proc, at, detail in result["unexpected_exits"]:
         print(f"unexpected exit: {proc} at +{at:.0f} s ({detail}); the supervisor restarted it")
     print(f"\noverall: {'PASS' if ok_all else 'FAIL'}   (logs: {run.var / 'logs'})")
     return ok_all
+
+
+def print_window(w, a: dict, p: dict, t0: float) -> bool:
+    """One fault's figures, as bench/chaos_score.py counts them; True when its targets are met."""
+    am = w.am
+    end = "end" if w.end == float("inf") else f"+{w.end - t0:.0f}"
+    print(f"\n[{w.name}] {w.title}   window +{w.start - t0:.0f}..{end} s"
+          + (f", blow at +{w.blow - t0:.1f} s, back {w.recovered - w.blow:.1f} s later" if w.name != "baseline" else ""))
+    for line in w.landed:
+        print(f"  landed   {line}")
+    errors = ", ".join(f"{k} x{n}" for k, n in sorted(a["errors"].items())) or "none"
+    print(f"  alerts   Alertmanager: {am.get('alertmanager_notifications_total', 0):.0f} notifications, "
+          f"{am.get('alertmanager_notifications_failed_total', 0):.0f} failed ({a['am_failed_alerts']} alerts in them); "
+          f"{am.get('alertmanager_notification_requests_total', 0):.0f} requests, "
+          f"{am.get('alertmanager_notification_requests_failed_total', 0):.0f} failed")
+    print(f"           webhook POSTs {a['posts']}: 202 x{a['answered_202']}, 5xx x{a['answered_5xx']}, "
+          f"4xx x{a['answered_4xx']}, cut x{a['cut']} ({errors}); alerts in them {a['alerts_sent']}, in 202s {a['alerts_202']}")
+    print(f"           slowest answer {a['slowest']:.1f} s; {a['slow']} took over {chaos_score.AM_DEADLINE:.0f} s "
+          "(Alertmanager gives up on them: context deadline exceeded)")
+    print(f"           stored {a['rows']} rows ({a['distinct']} distinct alerts); lost {a['lost']} "
+          f"(never stored {a['lost_firing']}, resolution never stored {a['lost_resolve']}, 202 but no row {a['lost_202']}); "
+          f"incidents resolved by an earlier episode's late resolution {a['stale_resolutions']}")
+    for example in a["lost_examples"][:3]:
+        print(f"           lost: {example}")
+    late, engine, plain = (chaos_score.quantiles(p[k]) for k in ("late", "engine", "plain"))
+    print(f"  pages    due {p['due']}: sent {p['sent']}, moot {p['moot']}, missed {p['missed']} "
+          f"(rows {p['rows']}, delivered {p['delivered']}); announcements {p['ann_due']}, missing {p['ann_missing']}")
+    print(f"           duplicates {p['dup_pages']} pages ({p['dup_flagged']} flagged on the row), "
+          f"{p['dup_announcements']} announcements; kills mid-delivery {w.mid_delivery_kills}, "
+          f"sends they interrupted {w.interrupted_sends}")
+    for example in p["missed_examples"][:3]:
+        print(f"           missed: {example}")
+    for example in p["moot_examples"][:1]:
+        print(f"           moot:   {example}")
+    print(f"  lag      after recovery (receipt - max(due, recovery)): {fmt_q(late)}")
+    print(f"           receipt - due: {fmt_q(plain)}; engine (row - due): {fmt_q(engine)}")
+    for example in p["latest"][:2 if late and late[1] <= chaos_score.LAG_TARGET else 3]:
+        print(f"           latest: {example}")
+    v = verdicts(w, a, p)
+    per_send = "PASS" if p["dup_pages"] <= w.interrupted_sends else "FAIL"
+    print("  verdict  " + "  ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, ok in v.items())
+          + f"   (duplicates per interrupted send: {per_send})")
+    return all(v.values())
 
 
 def summary(windows, result: dict) -> None:

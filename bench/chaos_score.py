@@ -7,7 +7,8 @@ many alerts each failed notification held), the tap's record of every webhook PO
 incidents_alert rows of the integration).  An alert is lost when an alert episode the
 storm posted to Alertmanager (labels + startsAt) has no row at all, or its resolution
 no resolved row, by the end of the run; or when a 202 named an alert id that is not in
-the database.
+the database.  Beside the losses: resolutions of an earlier episode filed, late, into a
+newer incident of the same fingerprint (which they resolve).
 
 Pages.  What the escalation engine's rules say was due: for each incident, level 0 at
 the escalation's start, level k+1 the rule's delay after level k fired (the engine's
@@ -94,7 +95,7 @@ def load_alert_rows(integration_id: int) -> list[tuple]:
             for pk, s, a, i, status, starts, received in rows]
 
 
-def score_alerts(windows, webhooks, episodes, t0: float, rows, am_failures, cutoff) -> dict[str, dict]:
+def score_alerts(windows, webhooks, episodes, t0: float, rows, am_failures, stale, cutoff) -> dict[str, dict]:
     ids = {row[0] for row in rows}
     seen = defaultdict(set)  # (key, startsAt) -> statuses stored
     for _pk, key, status, starts, _received in rows:
@@ -147,6 +148,11 @@ def score_alerts(windows, webhooks, episodes, t0: float, rows, am_failures, cuto
                 out[w.name]["lost_examples"].append(
                     f"{'/'.join(episode.key)} from {iso(starts)}: resolution never stored")
 
+    for incident, at in stale.items():
+        w = window_of(windows, at)
+        if w:
+            out[w.name]["stale_resolutions"] += 1
+            out[w.name]["lost_examples"].append(f"incident {incident} resolved by an earlier episode's resolution")
     for at, alerts, error in am_failures:
         w = window_of(windows, at)
         if w:
@@ -156,6 +162,25 @@ def score_alerts(windows, webhooks, episodes, t0: float, rows, am_failures, cuto
         s["distinct"] = len(s.pop("keys"))
         s["lost"] = s["lost_firing"] + s["lost_resolve"] + s["lost_202"]
     return out
+
+
+def stale_resolutions(integration_id: int) -> dict[int, float]:
+    """Incidents a resolved alert of an earlier episode was filed into (its startsAt older
+    than every firing alert of the incident): a late, out-of-order resolution, which
+    resolves a newer incident of the same fingerprint.  incident -> when it arrived."""
+    from django.db.models import Min
+
+    from apps.incidents.models import Alert
+
+    alerts = Alert.objects.filter(integration_id=integration_id)
+    first_firing = dict(alerts.filter(status="firing").values("incident_id").annotate(first=Min("starts_at"))
+                        .values_list("incident_id", "first"))
+    stale = {}
+    for incident, starts, received in alerts.filter(status="resolved").values_list("incident_id", "starts_at", "received_at"):
+        first = first_firing.get(incident)
+        if first and starts and starts < first:
+            stale[incident] = min(stale.get(incident, float("inf")), ts(received))
+    return stale
 
 
 # ----- pages ----------------------------------------------------------------------------------

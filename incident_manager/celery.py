@@ -11,6 +11,22 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def hand_on_only(celery_app: Celery) -> None:
+    """For processes that only hand tasks on (web, beat): beat's sweeps find each task's
+    work in the database too (redis_outage.py), so wait no longer for the broker than
+    for any Redis client, and do not retry a publish.  (Workers keep the longer
+    timeouts their blocking reads need.)"""
+    from django.conf import settings
+
+    celery_app.conf.broker_transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+    }
+    celery_app.conf.broker_connection_timeout = settings.REDIS_SOCKET_TIMEOUT
+    celery_app.conf.task_publish_retry = False
+
+
 @worker_process_init.connect
 def load_embedding_model(**kwargs):
     """Load the embedding model when a worker process starts (about half a second of

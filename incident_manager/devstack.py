@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DB_NAME = "incident_manager"
 NOTIFY_THREADS = 8  # delivery worker threads (deploy/Procfile says the same)
+# The prefork worker serves the notify queue too, so pages go out while the notify
+# worker restarts (its own threads take most of them).
+WORKER_QUEUES = "celery,notify"
 
 
 def free_port() -> int:
@@ -162,7 +165,7 @@ def run_portal() -> int:
     )
     manager.add_process(
         "worker",
-        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q celery --concurrency 2",
+        f"{bin_dir / 'celery'} -A incident_manager worker -l info -Q {WORKER_QUEUES} --concurrency 2",
         cwd=str(ROOT),
     )
     # Delivery waits on the network, not the CPU: a thread pool on its own queue.

@@ -10,6 +10,7 @@ process skips Redis for DOWN_SECONDS instead of making each sender wait out the
 timeout again (a blackholed Redis answers nothing, not even a refusal).
 """
 
+import functools
 import logging
 import time
 
@@ -44,6 +45,20 @@ def attempt(what: str, work, *args, **kwargs):
     except ERRORS as exc:
         failed(what, exc)
         return None
+
+
+def or_else(value):
+    """Decorator: the function's answer, or `value` while Redis is down (as attempt)."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            answer = attempt(function.__qualname__, function, *args, **kwargs)
+            return value if answer is None else answer
+
+        return wrapper
+
+    return decorate
 
 
 def reset() -> None:

@@ -168,7 +168,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # take longer than a request may wait; the web process shortens both (wsgi.py).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "incident_manager.beat:Scheduler"  # django-celery-beat's, going on without the broker
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered, as acks are late
 # Delivery waits on Slack, Twilio, SMTP and webhooks, not on CPU: it has a queue of its
@@ -188,6 +188,8 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     # New incidents still settling 30 s after they opened: their task was lost (apps/incidents/settle.py).
     "settle-overdue-incidents": {"task": "apps.incidents.tasks.settle_overdue", "schedule": 5.0, "options": {"expires": 10}},
+    "second-opinions-overdue": {"task": "apps.incidents.tasks.second_opinions_overdue", "schedule": 30.0,
+                                "options": {"expires": 25}},
     "auto-resolve-stale-incidents": {"task": "apps.incidents.tasks.auto_resolve_stale", "schedule": 60.0},
     # Due escalation levels -> Notification rows (apps/escalation/engine.py).  A tick
     # not started within 10 s is dropped: the next one does the same work.
@@ -197,6 +199,13 @@ CELERY_BEAT_SCHEDULE = {
     "check-heartbeats": {"task": "apps.integrations.tasks.check_heartbeats", "schedule": 30.0},
     # Summaries, embeddings and postmortem drafts the incident pages are missing.
     "assist-sweep": {"task": "apps.assist.tasks.sweep", "schedule": 30.0, "options": {"expires": 25}},
+}
+# The sweeps beat runs itself while the broker is away (incident_manager/beat.py): what
+# pages, from state in PostgreSQL, safe to run twice at once.
+BEAT_RUN_WITHOUT_BROKER = {
+    "apps.incidents.tasks.settle_overdue",
+    "apps.escalation.tasks.tick",
+    "apps.notifications.outbox.deliver_due",
 }
 
 AUTH_PASSWORD_VALIDATORS = [

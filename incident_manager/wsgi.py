@@ -19,18 +19,9 @@ portal = get_wsgi_application()  # (sets Django up)
 
 from apps.integrations.urls import SENDER_PATH_PREFIXES  # noqa: E402
 from incident_manager.celery import app as celery_app  # noqa: E402
+from incident_manager.celery import hand_on_only  # noqa: E402
 
-# The web process only hands tasks on, and beat's sweeps find each of them in the
-# database too (redis_outage.py): it waits no longer for the broker than for any
-# Redis client, and does not retry a publish.  (Workers keep the longer timeouts
-# their blocking reads need.)
-celery_app.conf.broker_transport_options = {
-    **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-    "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
-    "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
-}
-celery_app.conf.broker_connection_timeout = settings.REDIS_SOCKET_TIMEOUT
-celery_app.conf.task_publish_retry = False
+hand_on_only(celery_app)
 
 
 class SenderHandler(WSGIHandler):

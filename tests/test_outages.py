@@ -16,13 +16,20 @@ from urllib.request import Request, urlopen
 
 import pytest
 import time_machine
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.escalation.models import EscalationPolicy, EscalationRule
 from apps.incidents import tasks
 from apps.incidents.models import Alert, Incident
 from apps.integrations.services import create_integration, ingestion_url
+from apps.notifications.models import ContactMethod, Notification
 
 from .conftest import free_port, load_fixture, process_env
+from .factories import IncidentFactory
+from .fake_anthropic import tool_answer
+from .notify_fakes import _clean_breakers, fake_twilio  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,3 +138,80 @@ def test_with_redis_silent_an_alert_is_stored_within_2_s_and_settled_once_redis_
         tasks.settle_overdue()  # beat's sweep, with Redis back
     incident.refresh_from_db()
     assert not incident.settling
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_silent_an_alert_still_pages_on_time_beat_doing_the_workers_part(service, fake_twilio, tmp_path):
+    """The settling incidents, the escalation timers and the outbox are in PostgreSQL:
+    with no broker to hand them to the workers, beat settles, ticks and delivers itself."""
+    user = get_user_model().objects.create(username="oncall")
+    ContactMethod.objects.create(user=user, kind="sms", address="+4915112345678", verified=True)
+    policy = EscalationPolicy.objects.create(name="sms now", service=service)
+    EscalationRule.objects.create(policy=policy, position=0, delay_minutes=0, channels=["sms"]).users.set([user])
+    _, token = create_integration(name="am", kind="alertmanager", service=service)
+
+    silent = Blackhole()
+    env = process_env(REDIS_URL=f"redis://127.0.0.1:{silent.port}/0", TWILIO_API_BASE=fake_twilio.url,
+                      TWILIO_ACCOUNT_SID=settings.TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN=settings.TWILIO_AUTH_TOKEN,
+                      TWILIO_FROM=settings.TWILIO_FROM)
+    web, base = serve(env)
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "incident_manager", "beat", "-l", "info",
+                             "--pidfile", str(tmp_path / "beat.pid")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines, running = [], threading.Event()
+
+    def read_log():
+        for line in beat.stderr:
+            lines.append(line)
+            if "Sending due task" in line:
+                running.set()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    try:
+        assert running.wait(30), "beat did not start"
+        status, _, answer, _ = post(base + urlsplit(ingestion_url(token, "alertmanager")).path,
+                                    load_fixture("alertmanager_webhook_v4_firing.json"))
+        assert status == 202
+        accepted = time.monotonic()
+        sent = fake_twilio.wait_for("Messages.json", timeout=30)
+        took = sent[0].at - accepted
+        deadline = time.monotonic() + 10
+        while not Notification.objects.filter(status=Notification.Status.DELIVERED).exists():
+            assert time.monotonic() < deadline, "the page went out but its row was never marked"
+            time.sleep(0.1)
+    finally:
+        beat.terminate()
+        web.terminate()
+        beat.wait(20)
+        reader.join(5)
+        web.wait(10)
+        silent.close()
+    log = "".join(lines)
+    assert len(sent) == 1 and sent[0].data["To"] == "+4915112345678", log
+    # settle_overdue runs every 5 s, the tick every 2 s, deliver_due every second.
+    assert took < 10, (took, log)
+    row = Notification.objects.get()
+    assert row.incident_id == answer["alerts"][0]["incident"] and row.channel == "sms"
+    for task in settings.BEAT_RUN_WITHOUT_BROKER:
+        assert f"broker unavailable: running {task} in beat" in log
+
+
+def test_a_second_opinion_never_queued_is_asked_for_by_the_beat_sweep(anthropic_api, celery_worker, service):
+    """Opened while Redis was away (or its task lost): the rules were unsure, the LLM was never asked."""
+    anthropic_api.script = [(200, tool_answer({"category": "availability", "severity": "high", "confidence": 0.9,
+                                               "rationale": "probe down"}), {}, 0)]
+    unsure = dict(service=service, classified_by="rules", classification_confidence=0.3, severity="medium")
+    lost = IncidentFactory(**unsure, title="Blackbox probe failing")
+    just_opened = IncidentFactory(**unsure)  # its own task may still come
+    sure = IncidentFactory(**{**unsure, "classification_confidence": 0.95})
+    Incident.objects.filter(pk__in=[lost.pk, sure.pk]).update(created_at=timezone.now() - timedelta(minutes=2))
+
+    assert tasks.second_opinions_overdue() == 1
+    deadline = time.monotonic() + 15
+    while Incident.objects.get(pk=lost.pk).classified_by != "llm":
+        assert time.monotonic() < deadline, "the sweep's task never asked the LLM"
+        time.sleep(0.1)
+    assert len(anthropic_api.requests) == 1
+    assert tasks.second_opinions_overdue() == 0  # asked once: not again, whatever it answered
+    assert Incident.objects.get(pk=just_opened.pk).classified_by == "rules"

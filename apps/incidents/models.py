@@ -158,6 +158,9 @@ class Incident(models.Model):
     classification_confidence = models.FloatField(null=True, blank=True)
     classification_rationale = models.CharField(max_length=300, blank=True)
     classified_by = models.CharField(max_length=16, blank=True)
+    # When the LLM was asked for its second opinion (triage.py): the sweep asks for the
+    # incidents whose task was never queued (Redis away) or lost.
+    llm_asked_at = models.DateTimeField(null=True, blank=True)
     # Database defaults: the ingest statement inserts incidents without the ORM.
     llm_input_tokens = models.PositiveIntegerField(db_default=0)
     llm_output_tokens = models.PositiveIntegerField(db_default=0)

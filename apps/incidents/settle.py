@@ -34,6 +34,7 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from apps.audit.services import Actor
+from incident_manager import redis_outage
 
 from . import dedup, embeddings, identity, lifecycle, services
 from .models import DedupReason, Incident, IncidentKey, Service, Severity
@@ -57,7 +58,7 @@ def settle(incident_ids: list[int]) -> dict[int, str]:
     settled under its row lock, once), only the wasted work does."""
     waiting = Incident.objects.filter(settling=True).exclude(pk__in=incident_ids).order_by("pk")
     wanted = [*incident_ids, *waiting.values_list("pk", flat=True)[: max(0, BATCH - len(incident_ids))]]
-    claimed = [pk for pk in wanted if cache.add(f"settle-claim:{pk}", 1, timeout=CLAIM_SECONDS)]
+    claimed = _claim(wanted)
     try:
         pending = list(Incident.objects.filter(pk__in=claimed, settling=True).order_by("pk"))
         if not pending:
@@ -77,7 +78,18 @@ def settle(incident_ids: list[int]) -> dict[int, str]:
             outcomes.update(_settle_service(service_id, batch, graph))
         return outcomes
     finally:
-        cache.delete_many([f"settle-claim:{pk}" for pk in claimed])
+        _release(claimed)
+
+
+@redis_outage.or_else(None)
+def _release(claimed: list[int]) -> None:
+    cache.delete_many([f"settle-claim:{pk}" for pk in claimed])
+
+
+def _claim(wanted: list[int]) -> list[int]:
+    """Those of `wanted` no other task is embedding; without Redis, all of them."""
+    claimed = redis_outage.attempt("settle claims", lambda: [pk for pk in wanted if cache.add(f"settle-claim:{pk}", 1, timeout=CLAIM_SECONDS)])
+    return wanted if claimed is None else claimed
 
 
 def _settle_service(service_id: int, vectors: dict[int, list | None], graph: "Dependencies") -> dict[int, str]:
@@ -257,5 +269,7 @@ class Dependencies:
 
 
 def overdue_ids(older_than_seconds: int = 30) -> list[int]:
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    """Incidents settling for longer than their own task should take; without Redis,
+    no task could be queued for any of them (beat runs this itself then)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds if redis_outage.available() else 0)
     return list(Incident.objects.filter(settling=True, created_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)[:200])

@@ -17,6 +17,15 @@ def second_opinion(incident_id: int) -> str:
 
 
 @shared_task
+def second_opinions_overdue() -> int:
+    """Beat: the second opinions whose task was never queued or was lost."""
+    ids = triage.unasked()
+    for incident_id in ids:
+        second_opinion.delay(incident_id)
+    return len(ids)
+
+
+@shared_task
 def settle(incident_ids: list[int]) -> dict:
     """Right after new incidents commit: similarity and dependencies, before any page."""
     return settling.settle(incident_ids)

@@ -12,6 +12,7 @@ someone has acknowledged it).
 
 import logging
 from dataclasses import asdict
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -54,6 +55,7 @@ def second_opinion(incident_id: int) -> str:
         return status
     if (incident.classification_confidence or 0) >= settings.LLM_CONFIDENCE_THRESHOLD:
         return "rules sure"
+    Incident.objects.filter(pk=incident.pk).update(llm_asked_at=timezone.now())
     cache_key = f"llm-classification:{incident.fingerprint}"
     usage = llm.Usage(0, 0)
     if cached := cache.get(cache_key):
@@ -89,6 +91,23 @@ def second_opinion(incident_id: int) -> str:
             except services.TransitionError:
                 pass  # resolved since we read it: nothing left to re-plan
     return "classified"
+
+
+ASK_WITHIN = timedelta(hours=1)  # an opinion later than this no longer helps the responders
+
+
+def unasked(older_than: timedelta = timedelta(minutes=1)) -> list[int]:
+    """Open incidents the rules were unsure of, opened a while ago, that the LLM was
+    never asked about: their task was never queued (Redis away) or was lost."""
+    if llm_status() != "active":
+        return []
+    now = timezone.now()
+    return list(
+        Incident.objects.filter(created_at__range=(now - ASK_WITHIN, now - older_than), llm_asked_at__isnull=True,
+                                classified_by="rules", classification_confidence__lt=settings.LLM_CONFIDENCE_THRESHOLD)
+        .exclude(status=Incident.Status.RESOLVED)
+        .order_by("pk").values_list("pk", flat=True)[:100]
+    )
 
 
 def fell_back(incident_id: int, exc: llm.LLMUnavailable, what: str) -> str:

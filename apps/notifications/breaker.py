@@ -6,12 +6,17 @@ Open: nothing is sent for NOTIFY_BREAKER_OPEN_SECONDS (callers fall back).
 Half-open: then exactly one caller gets a trial request; success closes the
 circuit, failure opens it again.  Times are wall-clock timestamps stored in the
 values (not key expiry), so tests can move the clock.
+
+Without Redis (redis_outage.py) every circuit counts as closed: a page that might
+fail is better than one never tried, and delivery has its retries and fallbacks.
 """
 
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+from incident_manager import redis_outage
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 TRIAL_SECONDS = 30  # a trial that never reports back frees the slot after this long
@@ -22,6 +27,7 @@ def _keys(name: str) -> tuple[str, str, str]:
     return f"breaker:{name}:failures", f"breaker:{name}:open-until", f"breaker:{name}:trial"
 
 
+@redis_outage.or_else(CLOSED)
 def state(name: str) -> str:
     failures_key, open_key, _ = _keys(name)
     values = cache.get_many([failures_key, open_key])  # one round trip
@@ -33,10 +39,12 @@ def state(name: str) -> str:
     return CLOSED
 
 
+@redis_outage.or_else(None)
 def open_until(name: str) -> float | None:
     return cache.get(_keys(name)[1])
 
 
+@redis_outage.or_else(True)
 def allow(name: str) -> bool:
     """May a request go out on this circuit now?  In half-open state only the one
     caller that wins the trial slot gets True."""
@@ -55,10 +63,12 @@ def allow(name: str) -> bool:
     return cache.add(trial_key, time.time() + TRIAL_SECONDS, timeout=_KEEP)
 
 
+@redis_outage.or_else(None)
 def success(name: str) -> None:
     cache.delete_many(list(_keys(name)))
 
 
+@redis_outage.or_else(None)
 def failure(name: str) -> None:
     failures_key, open_key, trial_key = _keys(name)
     cache.add(failures_key, 0, timeout=_KEEP)

@@ -111,11 +111,19 @@ def deliver_notifications(ids: list[int]) -> dict:
 @shared_task
 def deliver_due() -> int:
     """Beat, every second: rows whose next attempt is due (retries, fallbacks, rows
-    whose task was lost), spread over the workers."""
-    ids = claim_for_enqueue(due_ids())
+    whose task was lost), spread over the workers; without the broker (beat runs this
+    itself then: incident_manager/beat.py), delivered here."""
+    ids = due_ids()
+    if redis_outage.attempt("queue due deliveries", _fan_out, ids) is None:
+        deliver_notifications(ids)
+    return len(ids)
+
+
+def _fan_out(ids: list[int]) -> bool:
+    ids = claim_for_enqueue(ids)
     for start in range(0, len(ids), FAN_OUT):
         deliver_notifications.delay(ids[start : start + FAN_OUT])
-    return len(ids)
+    return True
 
 
 # ----- delivering rows ---------------------------------------------------------------------
@@ -128,11 +136,12 @@ ENQUEUED_SECONDS = 10  # the beat does not enqueue a row again within this long
 def due_ids(limit: int = DUE_BATCH) -> list[int]:
     """Pending rows whose attempt is due: retries and rows written a while ago (a
     level's later page) when due, and rows just written once their own task (enqueued
-    on commit) had FRESH_GRACE_SECONDS to send them."""
+    on commit) had FRESH_GRACE_SECONDS to send them; without Redis no such task was queued."""
     now = timezone.now()
+    grace = FRESH_GRACE_SECONDS if redis_outage.available() else 0
     return list(
         Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lte=now)
-        .filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=FRESH_GRACE_SECONDS)))
+        .filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=grace)))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
