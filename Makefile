@@ -27,10 +27,12 @@ run: $(VENV)/.base
 
 # The real parts tests drive that are Debian packages, not wheels: chromium for the
 # browser test (Playwright's own download cannot work offline), Alertmanager as the
-# real sender.  Installed when we may; otherwise the tests that need them are skipped.
+# real sender, nginx in front of both tiers (tests/test_transport.py).  Installed when
+# we may; otherwise the tests that need them are skipped.
 debian-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

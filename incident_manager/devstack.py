@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DB_NAME = "incident_manager"
+APP_ROLE = "incident_app"  # the role `make run`'s processes connect as
 NOTIFY_THREADS = 8  # delivery worker threads (deploy/Procfile says the same)
 # The prefork worker serves the notify queue too, so pages go out while the notify
 # worker restarts (its own threads take most of them).
@@ -113,6 +114,7 @@ def services(var: Path):
     with contextlib.ExitStack() as stack:
         if not os.environ.get("DATABASE_URL"):
             os.environ["DATABASE_URL"] = stack.enter_context(embedded_postgres(var / "pg"))
+            os.environ["DEVSTACK_EMBEDDED_DB"] = "1"
         if not os.environ.get("REDIS_URL"):
             os.environ["REDIS_URL"] = stack.enter_context(embedded_redis(var / "redis"))
         (var / "run.env").write_text(
@@ -148,6 +150,11 @@ def run_portal() -> int:
     os.environ.setdefault("SITE_URL", f"http://{host}:{port}")
     manage("migrate", "--noinput", "-v", "0")
     manage("bootstrap")
+    if os.environ.get("DEVSTACK_EMBEDDED_DB"):
+        # Two roles, as in production (docs/adr/0013): the owner (here the server's
+        # superuser) migrated; the processes connect as a role that cannot rewrite the audit trail.
+        manage("grant_app_role", APP_ROLE, "--create", "-v", "0")
+        os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].replace("postgres://postgres@", f"postgres://{APP_ROLE}@", 1)
     bin_dir = Path(sys.executable).parent
     manager = Manager()
     # HTTP (portal, API, ingestion) on sync workers, websockets on ASGI: see docs/adr/0001.

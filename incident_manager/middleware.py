@@ -31,6 +31,9 @@ def _field_with_nul(request) -> str | None:
     forms = [request.GET]
     if request.method == "POST" and request.content_type in FORMS:
         try:
+            # Read whole first, so that a view reading request.body (a Slack or Twilio
+            # signature check) still can after request.POST was parsed from it.
+            request.body  # noqa: B018
             forms.append(request.POST)
         except MultiPartParserError:
             pass  # the view answers for a body it cannot read (the API in its own shape)

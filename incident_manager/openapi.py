@@ -1,7 +1,7 @@
 """The REST API's OpenAPI document (drf-spectacular), with the errors every operation
 can answer: without a valid key (401), without its scope (403), for an unknown object
 or page (404), where it reads a body or query parameters, for a bad one (400), and
-for a body of a type it does not read (415); all in the one error shape of
+for a body of a type it does not read (415), over a rate limit (429); all in the one error shape of
 apps.incidents.api.exception_handler."""
 
 from drf_spectacular import openapi
@@ -15,6 +15,7 @@ ERRORS = {
     "403": "The key lacks the scope, or the user the role, this operation needs.",
     "404": "No such object, or page.",
     "415": "The body is neither JSON nor a form.",
+    "429": "Over a rate limit (README \"Rate limits\"), which `error` names; come back after `Retry-After` seconds.",
 }
 
 

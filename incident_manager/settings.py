@@ -9,6 +9,7 @@ import ipaddress
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,7 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 WEBSOCKET_PORT = env("WEBSOCKET_PORT", default="")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apps.audit.admin_apps.AuditedAdminConfig",  # django.contrib.admin, its edits audited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -55,6 +56,12 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "allauth",
     "allauth.account",
+    # Single sign-on (README "Single sign-on"): off until a provider is configured.
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",  # Okta, Keycloak, Azure AD (Entra ID), Google Workspace, ...
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.saml",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -75,8 +82,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "incident_manager.csp.CSPMiddleware",
     "incident_manager.middleware.refuse_nul",
     "incident_manager.unavailable.ServiceUnavailableMiddleware",
+    "incident_manager.ratelimit.RateLimitMiddleware",  # sign-in POSTs; answers RateLimited
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +105,8 @@ SENDER_MIDDLEWARE = [
     "incident_manager.middleware.refuse_nul",
     # Outermost but for those: a database outage becomes a 503 senders retry.
     "incident_manager.unavailable.ServiceUnavailableMiddleware",
+    # A sender over its rate limit: a 503 with Retry-After too (ratelimit.py).
+    "incident_manager.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "incident_manager.urls"
@@ -171,6 +182,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULER = "incident_manager.beat:Scheduler"  # django-celery-beat's, going on without the broker
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # redelivered, as acks are late
+CELERY_WORKER_CONSUMER = "incident_manager.celery:Consumer"  # back within 2 s of the broker
 # Delivery waits on Slack, Twilio, SMTP and webhooks, not on CPU: it has a queue of its
 # own, served by a worker with a thread pool (devstack, deploy/Procfile), so a burst of
 # messages neither waits behind nor holds up the CPU-bound tasks on the default queue.
@@ -226,6 +238,43 @@ ACCOUNT_ADAPTER = "apps.accounts.adapter.InviteOnlyAdapter"
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 
+# Single sign-on: identity providers from these variables and/or "Social applications" in
+# admin; the groups they send map to teams and roles in admin ("Group mappings",
+# apps/accounts/sso.py).  None configured: password sign-in only.
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapter.SingleSignOnAdapter"
+# An address the identity provider says it verified signs in the local user who has it,
+# and links the two; an unverified one never does.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+# PKCE for every OpenID Connect app, those made in admin too.
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"OAUTH_PKCE_ENABLED": True}}
+if env("OIDC_SERVER_URL", default=""):
+    SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"] = [{
+        "provider_id": env("OIDC_PROVIDER_ID", default="oidc"),
+        "name": env("OIDC_NAME", default="single sign-on"),
+        "client_id": env("OIDC_CLIENT_ID"),
+        "secret": env("OIDC_CLIENT_SECRET", default=""),
+        "settings": {
+            "server_url": env("OIDC_SERVER_URL"),
+            "scope": env.list("OIDC_SCOPES", default=["openid", "profile", "email"]),
+            "groups_claim": env("OIDC_GROUPS_CLAIM", default="groups"),
+        },
+    }]
+for _provider in ("github", "google"):
+    if env(f"{_provider.upper()}_CLIENT_ID", default=""):
+        SOCIALACCOUNT_PROVIDERS[_provider] = {"APP": {
+            "client_id": env(f"{_provider.upper()}_CLIENT_ID"), "secret": env(f"{_provider.upper()}_CLIENT_SECRET"),
+        }}
+if env("SAML_IDP_METADATA_URL", default=""):
+    SOCIALACCOUNT_PROVIDERS["saml"] = {"APPS": [{
+        "name": env("SAML_NAME", default="SAML"),
+        "client_id": env("SAML_SLUG", default="saml"),  # the slug in /accounts/saml/<slug>/...
+        "settings": {
+            "idp": {"entity_id": env("SAML_IDP_ENTITY_ID"), "metadata_url": env("SAML_IDP_METADATA_URL")},
+            "advanced": {"want_assertion_signed": True},
+        },
+    }]}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -246,6 +295,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["incident_manager.ratelimit.ApiThrottle"],  # RATELIMIT_API_KEY
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # DRF's, refusing NUL and JSON nested too deep (incident_manager/input_limits.py).
     "DEFAULT_PARSER_CLASSES": [
@@ -312,6 +362,23 @@ SIMILARITY_THRESHOLD = env.float("SIMILARITY_THRESHOLD", default=0.85)
 # Low-severity digest entries go out once a day, at this hour (UTC).
 NOTIFY_DIGEST_HOUR_UTC = env.int("NOTIFY_DIGEST_HOUR_UTC", default=8)
 
+# Rate limits (incident_manager/ratelimit.py, README "Rate limits"): token buckets in
+# Redis, "N/PERIOD" = N requests at once and N per PERIOD after (s, m, h, d; "10/10m"),
+# or "off".  The senders' and the API's defaults are far above what one machine serves
+# (README "Benchmarks": ~1,200 single-alert requests/s in all), so that a storm is
+# never refused: they are a backstop, to be lowered to a deployment's own figures.
+# Without Redis nothing is refused.
+RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=True)
+RATELIMIT_INTEGRATION = env("RATELIMIT_INTEGRATION", default="10000/s")  # per integration token
+RATELIMIT_API_KEY = env("RATELIMIT_API_KEY", default="1000/s")  # per API key, or portal user
+RATELIMIT_UNKNOWN_TOKEN = env("RATELIMIT_UNKNOWN_TOKEN", default="100/m")  # per source address
+RATELIMIT_LOGIN_IP = env("RATELIMIT_LOGIN_IP", default="60/m")  # sign-in POSTs per source address
+RATELIMIT_LOGIN_USERNAME = env("RATELIMIT_LOGIN_USERNAME", default="20/10m")  # ... and per username
+# Proxies in front whose X-Forwarded-For is trusted (deploy/nginx.conf: 1); the client
+# is the address the outermost one saw.  0: REMOTE_ADDR, and the header is ignored
+# (a client can write anything in it).
+RATELIMIT_TRUSTED_PROXIES = env.int("RATELIMIT_TRUSTED_PROXIES", default=0)
+
 # Largest alert payload accepted at the ingestion endpoints (bytes).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440)
@@ -332,3 +399,57 @@ if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Transport (docs/adr/0012-transport-security.md).  The hardening that needs HTTPS
+# (Secure cookies, HSTS, the redirect, trusting the proxy's scheme header) is on when
+# the site is served over HTTPS: SITE_URL says so, or SECURE_TRANSPORT=true.  `make run`
+# and the tests serve plain HTTP on 127.0.0.1 (SITE_URL http://...) and get none of it,
+# or their cookies would never come back.  Each setting can be overridden on its own.
+SECURE_TRANSPORT = env.bool("SECURE_TRANSPORT", default=SITE_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SECURE_TRANSPORT)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SECURE_TRANSPORT)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_TRANSPORT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_TRANSPORT)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)  # a promise to the preload list: opt in
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SECURE_TRANSPORT)
+# A load balancer's or Kubernetes' probes come over plain HTTP, straight to the process.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# "Header-Name,value": the request was HTTPS when the proxy in front sets that header
+# to that value (deploy/nginx.conf sets X-Forwarded-Proto, overwriting the client's).
+# Empty: no header is trusted (nothing in front, or a proxy that forwards the client's).
+_proxy_ssl_header = env.list(
+    "SECURE_PROXY_SSL_HEADER", default=["X-Forwarded-Proto", "https"] if SECURE_TRANSPORT else []
+)
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER is "Header-Name,value", e.g. "X-Forwarded-Proto,https"')
+    _name = _proxy_ssl_header[0].strip().upper().replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (_name if _name.startswith("HTTP_") else "HTTP_" + _name, _proxy_ssl_header[1].strip())
+
+# Content-Security-Policy (django-csp; incident_manager/csp.py adds the websocket
+# tier's origin to connect-src per request).  Scripts and styles come from static/
+# only: no inline script, event handler, style or eval anywhere in our templates
+# (htmx's own eval and indicator styles are off, base.html).  An inline script that
+# must be, carries nonce="{{ request.csp_nonce }}".  CSP_REPORT_ONLY=true sends the
+# same policy as Content-Security-Policy-Report-Only instead, to try a change.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],  # the nonce only on pages that use request.csp_nonce
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+if SECURE_TRANSPORT:
+    _CSP["DIRECTIVES"]["upgrade-insecure-requests"] = True
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP

@@ -39,7 +39,11 @@ class ServiceUnavailableMiddleware:
             return None  # the portal's pages keep Django's error page
         # The view's name, not the path: ingestion paths hold their secret token.
         log.error("%s: 503, %s: %s", getattr(request.resolver_match, "view_name", "?"), why, exception)
-        return JsonResponse(
-            {"error": f"Service unavailable: {why}. Retry later."},
-            status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        return unavailable(why)
+
+
+def unavailable(why: str, retry_after: int = RETRY_AFTER_SECONDS) -> JsonResponse:
+    """The 503 senders come back after (ratelimit.py answers them in this shape too)."""
+    return JsonResponse(
+        {"error": f"Service unavailable: {why}. Retry later."}, status=503, headers={"Retry-After": str(retry_after)}
+    )

@@ -135,8 +135,8 @@ def test_unknown_incident_is_404(client, pk):
 
 
 def test_acknowledge_note_reassign_resolve_with_a_write_key(client, service):
-    creator = UserFactory(username="ops-lead")
-    rita = UserFactory(username="rita")
+    creator = MembershipFactory(user=UserFactory(username="ops-lead"), team=service.team).user
+    rita = MembershipFactory(user=UserFactory(username="rita"), team=service.team).user
     incident = IncidentFactory(service=service)
     headers = bearer(READ, WRITE, name="pager-bot", created_by=creator)
 
@@ -216,7 +216,7 @@ def test_revoked_key_and_deactivated_creator_are_401(client, service):
     assert response.status_code == 401 and "revoked" in response.json()["error"]
     assert AuditEntry.objects.filter(verb="apikey.revoked").count() == 1
 
-    leaver = UserFactory()
+    leaver = MembershipFactory(team=service.team).user
     headers = bearer(READ, created_by=leaver)
     leaver.is_active = False
     leaver.save()

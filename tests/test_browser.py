@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from apps.incidents.models import Incident
 from apps.integrations.services import create_integration, ingestion_url
 
-from .conftest import load_fixture
+from .conftest import load_fixture, serve_asgi
 from .factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.browser
@@ -71,3 +71,79 @@ def test_new_incident_appears_live_and_is_acknowledged(asgi_server, celery_worke
     expect(detail).to_contain_text("resolved by the sender", timeout=15_000)
     expect(detail.locator(".badges")).to_contain_text("resolved")
     assert page.evaluate("window.notReloaded") is True
+
+
+# Every Content-Security-Policy violation the page sees, kept where the test can read it
+# (added before any of the page's own scripts run).
+RECORD_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.cspViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+
+def test_portal_htmx_websockets_and_admin_work_under_the_content_security_policy(
+    transactional_db, monkeypatch, settings, celery_worker, page, service
+):
+    """The key flow, with the websocket tier on a port of its own as under `make run`:
+    the policy must let live.js reach it, and nothing on the way may break the policy."""
+    rita = MembershipFactory(team=service.team, user=UserFactory(username="rita", is_staff=True, is_superuser=True)).user
+    _, token = create_integration(name="alertmanager", kind="alertmanager", service=service)
+    ingest_path = urlsplit(ingestion_url(token, "alertmanager")).path
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(RECORD_VIOLATIONS)
+
+    with serve_asgi(monkeypatch) as web_port, serve_asgi(monkeypatch) as ws_port:
+        settings.WEBSOCKET_PORT = str(ws_port)
+        site = f"http://127.0.0.1:{web_port}"
+
+        page.goto(site + "/accounts/login/")
+        page.get_by_label("Username or email").fill("rita")
+        page.get_by_label("Password").fill("correct horse battery staple")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(site + "/incidents/")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "connected")
+
+        answer = page.request.get(site + "/incidents/")
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert f"connect-src 'self' ws://127.0.0.1:{ws_port}" in policy
+
+        response = httpx.post(site + ingest_path, json=load_fixture("alertmanager_webhook_v4_firing.json"))
+        assert response.status_code == 202, response.text
+        row = page.locator("#incident-list tr", has_text=TITLE)
+        expect(row).to_be_visible(timeout=15_000)  # over the websocket, on the other port
+        row.get_by_role("button", name="Acknowledge").click()  # htmx
+        expect(row).to_contain_text("by rita")
+
+        row.get_by_role("link", name=TITLE).click()
+        detail = page.locator("#incident-detail")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "connected")
+        page.get_by_label("Add a note to the timeline").fill("Drained web-01")
+        page.get_by_role("button", name="Add note").click()
+        expect(detail.locator(".timeline")).to_contain_text("Drained web-01")
+        # Emptied by static/js/portal.js now that no hx-on attribute may run code.
+        expect(page.get_by_label("Add a note to the timeline")).to_have_value("")
+        resolved = httpx.post(site + ingest_path, json=load_fixture("alertmanager_webhook_v4_resolved.json"))
+        assert resolved.status_code == 202, resolved.text
+        expect(detail).to_contain_text("resolved by the sender", timeout=15_000)
+        assert page.evaluate("window.cspViolations") == []
+
+        incident = Incident.objects.get(title=TITLE)
+        for path in ("/admin/", "/admin/incidents/incident/", f"/admin/incidents/incident/{incident.pk}/change/",
+                     "/admin/integrations/integration/add/"):
+            admin_page = page.goto(site + path)
+            assert admin_page.status == 200, path
+            assert "content-security-policy" in admin_page.headers
+            page.wait_for_load_state("load")
+            assert page.evaluate("window.cspViolations") == [], path
+
+        # The listener does hear a violation: an injected inline handler is refused.
+        page.goto(site + "/incidents/")
+        page.evaluate("""document.body.insertAdjacentHTML("beforeend", '<img src="data:," onload="window.ran = 1">')""")
+        page.wait_for_function("window.cspViolations.length > 0")
+        assert page.evaluate("window.ran") is None
+        assert page.evaluate("window.cspViolations")[0].startswith("script-src-attr blocked inline")
+    assert [text for text in console if "Content Security Policy" in text][1:] == []  # only the one provoked

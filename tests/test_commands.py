@@ -11,7 +11,7 @@ from apps.incidents.models import Incident
 from apps.integrations.models import Integration
 
 from .conftest import load_fixture
-from .factories import IncidentFactory, UserFactory
+from .factories import IncidentFactory, MembershipFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +40,12 @@ def test_createapikey_prints_a_working_key_once(client, service):
 
 
 def test_createapikey_for_a_user_with_both_scopes(client, service):
-    UserFactory(username="ops-lead")
-    out, _ = run("createapikey", "pager", "--scopes", "incidents:read", "incidents:write", "--user", "ops-lead")
+    MembershipFactory(user=UserFactory(username="ops-lead"), team=service.team)
+    MembershipFactory(user=UserFactory(username="ops-lead"), team=TeamFactory(slug="other"))
+    with pytest.raises(CommandError, match="Say which team"):  # two teams: which one?
+        run("createapikey", "pager", "--scopes", "incidents:read", "--user", "ops-lead")
+    out, _ = run("createapikey", "pager", "--scopes", "incidents:read", "incidents:write", "--user", "ops-lead",
+                 "--team", service.team.slug)
     incident = IncidentFactory(service=service)
 
     response = client.post(

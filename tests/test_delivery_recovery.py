@@ -18,7 +18,7 @@ from apps.notifications import outbox
 from apps.notifications.models import Notification, SlackMessage
 
 from .conftest import process_env
-from .factories import IncidentFactory, UserFactory
+from .factories import IncidentFactory, MembershipFactory, UserFactory
 from .notify_fakes import _clean_breakers, fake_receiver, fake_slack, fake_smtp  # noqa: F401
 from .notify_helpers import channel_link, endpoint, notification
 
@@ -102,7 +102,7 @@ def test_a_webhook_cut_off_mid_send_is_sent_again_with_its_webhook_id_and_marked
 
 @pytest.mark.django_db
 def test_an_email_that_may_have_gone_out_twice_says_so_on_the_incident_page(fake_smtp, service, client):
-    person = UserFactory(username="ann", email="ann@example.org")
+    person = MembershipFactory(user=UserFactory(username="ann", email="ann@example.org"), team=service.team).user
     incident = IncidentFactory(service=service)
     # What a worker that died mid-send leaves: its attempt on record, never finished.
     n = notification(incident, "email", recipient=person, attempts=1, sending_since=timezone.now() - LATER)

@@ -7,14 +7,16 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from apps.incidents import tasks
+from apps.audit.services import SYSTEM
+from apps.incidents import services, tasks
 from apps.incidents.models import Incident
 from incident_manager.asgi import application
 
-from .factories import IncidentFactory
+from .factories import IncidentFactory, ServiceFactory
 
 # The worker and the consumer read what the test wrote: it must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,3 +78,29 @@ def test_a_celery_task_resolving_an_incident_reaches_the_sockets(celery_worker, 
     stale.refresh_from_db()
     assert stale.status == Incident.Status.RESOLVED and stale.resolved_by is None
     assert Incident.objects.get(pk=fresh.pk).status == Incident.Status.TRIGGERED
+
+
+def test_another_teams_changes_never_reach_a_page(responder, service):
+    """Lists hear their viewer's teams only; another team's incident page cannot be opened."""
+    theirs = IncidentFactory(service=ServiceFactory())  # another team's
+    ours = IncidentFactory(service=service)
+    admin = get_user_model().objects.create_superuser(username="org-admin")
+    mine, everything = socket("/ws/incidents/", responder), socket("/ws/incidents/", admin)
+    assert try_connect(socket(f"/ws/incidents/{theirs.pk}/", responder)) == (False, 4403)
+
+    @async_to_sync
+    async def change_both_and_listen():
+        for communicator in (mine, everything):
+            assert (await communicator.connect())[0]
+        try:
+            for incident in (theirs, ours):
+                await sync_to_async(services.add_note)(incident.pk, text="checking", actor=SYSTEM)
+            return ([await mine.receive_json_from(timeout=10), await mine.receive_nothing(timeout=0.5)],
+                    [await everything.receive_json_from(timeout=10), await everything.receive_json_from(timeout=10)])
+        finally:
+            for communicator in (mine, everything):
+                await communicator.disconnect()
+
+    mine_heard, everything_heard = change_both_and_listen()
+    assert mine_heard == [{"event": "incident.changed", "id": ours.pk, "created": False}, True]
+    assert [m["id"] for m in everything_heard] == [theirs.pk, ours.pk]

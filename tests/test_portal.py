@@ -65,7 +65,7 @@ def test_login_page_signs_in_and_lands_on_the_list(client, responder):
 
 
 def test_list_is_newest_first_and_filters(client, rita, service):
-    other = ServiceFactory(slug="search")
+    other = ServiceFactory(slug="search", team=service.team)
     old = IncidentFactory(service=service, severity="critical")
     acked = IncidentFactory(service=service, severity="low", status="acknowledged")
     elsewhere = IncidentFactory(service=other, severity="critical")
@@ -198,11 +198,13 @@ def test_only_responders_change_incidents(client, service, incident, role):
     client.force_login(user)
 
     page = client.get(url("incident-list"))
-    assert page.status_code == 200 and incident.title in page.content.decode()
+    # A viewer reads the team's incidents; someone of no team sees none of them.
+    assert page.status_code == 200 and (incident.title in page.content.decode()) == bool(role)
     assert "Acknowledge</button>" not in page.content.decode()
-    assert "Acknowledge</button>" not in client.get(url("incident-detail", incident)).content.decode()
+    detail = client.get(url("incident-detail", incident))
+    assert detail.status_code == (200 if role else 404) and "Acknowledge</button>" not in detail.content.decode()
     for name in ("incident-acknowledge", "incident-resolve", "incident-note"):
-        assert client.post(url(name, incident), {"text": "hi"}, **HTMX).status_code == 403
+        assert client.post(url(name, incident), {"text": "hi"}, **HTMX).status_code == 403  # no responder role anywhere
     incident.refresh_from_db()
     assert incident.status == "triggered"
     assert not AuditEntry.objects.filter(incident=incident).exists()
@@ -214,10 +216,10 @@ def test_changes_are_post_only_and_unknown_incidents_404(client, rita, incident)
     assert client.get(reverse("portal:incident-detail", args=[incident.pk + 1000])).status_code == 404
 
 
-def test_unacknowledge_from_the_portal_and_the_api(client, responder):
+def test_unacknowledge_from_the_portal_and_the_api(client, responder, service):
     from apps.accounts.services import create_api_key
 
-    incident = IncidentFactory(status="acknowledged")
+    incident = IncidentFactory(status="acknowledged", service=service)
     client.force_login(responder)
     page = client.get(f"/incidents/{incident.pk}/").content.decode()
     assert "Un-acknowledge" in page

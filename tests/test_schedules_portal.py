@@ -1,5 +1,6 @@
 """Portal pages, admin preview, iCal feeds and the "who will be paged, when" dry run."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -53,7 +54,7 @@ def test_dry_run_of_a_service_shows_each_variant_and_business_hours(world):
 def test_on_call_now_schedule_and_service_pages(viewer, world):
     with time_machine.travel(MONDAY, tick=False):
         page = viewer.get("/oncall/").content.decode()
-        assert "alice" in page and "Primary" in page and "/ical/user/" in page
+        assert "alice" in page and "Primary" in page and "Make a new calendar link" in page
         page = viewer.get(f"/schedules/{world['schedule'].pk}/").content.decode()
         assert page.count("<tr>") >= 3 and "alice" in page and "erin" in page
         page = viewer.get(f"/oncall/services/{world['service'].pk}/").content.decode()
@@ -73,20 +74,40 @@ def test_pages_need_sign_in(client, world):
     assert client.get("/oncall/").status_code == 302
 
 
-def test_ical_feeds_behind_secret_tokens(client, world):
+def shown_feed_url(page: bytes) -> str:
+    """The path of the calendar link a page shows once."""
+    return re.search(r"<code>http://testserver(/ical/[^<]+)</code>", page.decode()).group(1)
+
+
+def test_ical_feeds_behind_secret_tokens_shown_once_and_stored_hashed(client, world):
+    admin = world["alice"]
+    MembershipFactory(team=world["team"], user=admin, role="admin")
+    client.force_login(admin)
     with time_machine.travel(MONDAY, tick=False):
-        response = client.get(f"/ical/schedule/{world['schedule'].feed_token}.ics")
+        assert b"/ical/" not in client.get(f"/schedules/{world['schedule'].pk}/").content  # none yet, none shown
+        url = shown_feed_url(client.post(f"/schedules/{world['schedule'].pk}/").content)
+        response = client.get(url)
         assert response.status_code == 200 and response["Content-Type"].startswith("text/calendar")
         events = Calendar.from_ical(response.content).walk("VEVENT")
         assert {str(e["summary"]) for e in events} == {"On call: Primary (alice)", "On call: Primary (erin)"}
         assert client.get("/ical/schedule/nope.ics").status_code == 404
+        token = url.removeprefix("/ical/schedule/").removesuffix(".ics")
+        world["schedule"].refresh_from_db()
+        assert token not in world["schedule"].feed_token_hash and len(world["schedule"].feed_token_hash) == 64
+        assert b"/ical/" not in client.get(f"/schedules/{world['schedule'].pk}/").content  # never shown again
+        renewed = shown_feed_url(client.post(f"/schedules/{world['schedule'].pk}/").content)
+        assert client.get(url).status_code == 404 and client.get(renewed).status_code == 200
 
-        feed = CalendarFeed.objects.create(user=world["erin"])
-        events = Calendar.from_ical(client.get(f"/ical/user/{feed.token}.ics").content).walk("VEVENT")
+        MembershipFactory(team=world["team"], user=world["erin"], role="responder")
+        client.force_login(world["erin"])
+        assert client.post(f"/schedules/{world['schedule'].pk}/").status_code == 403  # only the team's admins
+        url = shown_feed_url(client.post("/oncall/").content)
+        events = Calendar.from_ical(client.get(url).content).walk("VEVENT")
         assert events and all("(erin)" in str(e["summary"]) for e in events)
         starts = sorted(e.decoded("dtstart") for e in events)
         assert len(starts) >= 4  # the first one is clipped to the feed window
         assert all(b - a == timedelta(weeks=2) for a, b in zip(starts[1:], starts[2:]))
+        assert url.removeprefix("/ical/user/").removesuffix(".ics") not in CalendarFeed.objects.get(user=world["erin"]).token_hash
 
 
 def test_admin_schedule_page_previews_14_days(client, world):

@@ -6,7 +6,7 @@ from apps.audit.services import Actor
 from apps.incidents import services
 from apps.incidents.models import Incident
 
-from .factories import IncidentFactory, UserFactory
+from .factories import IncidentFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,10 +53,13 @@ def test_invalid_transitions_are_refused_and_write_nothing(alice, status, verb, 
 
 def test_reassign_records_from_and_to(alice):
     incident = IncidentFactory()
-    bob = UserFactory(username="bob")
+    bob = MembershipFactory(user=UserFactory(username="bob"), team=incident.service.team).user
     services.reassign(incident, assignee=bob, actor=alice)
-    carol = UserFactory(username="carol")
+    carol = MembershipFactory(user=UserFactory(username="carol"), team=incident.service.team).user
     services.reassign(incident, assignee=carol, actor=alice)
+    outsider = UserFactory(username="olga")  # of no team of this incident
+    with pytest.raises(services.TransitionError, match="olga is not a responder of the team"):
+        services.reassign(incident, assignee=outsider, actor=alice)
     incident.refresh_from_db()
     assert incident.assignee == carol
     entries = AuditEntry.objects.filter(incident=incident, verb="incident.reassigned")

@@ -7,7 +7,7 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self):
-        from . import checks, sealed  # noqa: F401  (checks registers itself on import)
+        from . import checks, receivers, sealed  # noqa: F401  (checks and receivers register themselves)
 
         # A missing or malformed key stops every process at start, with its name.
         sealed.check_keys(settings.ENCRYPTION_KEYS)

@@ -10,6 +10,8 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from incident_manager import ratelimit
+
 from .models import ApiKey
 from .tokens import digest
 
@@ -48,8 +50,11 @@ class ApiKeyAuthentication(BaseAuthentication):
             token = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Invalid API key.") from None
+        # A source that presented too many unknown keys is refused before the query (429).
+        ratelimit.refuse_guesses(request)
         key = ApiKey.objects.select_related("created_by").filter(key_hash=digest(token)).first()
         if key is None:
+            ratelimit.guessed(request)
             raise AuthenticationFailed("Invalid API key.")
         if key.revoked_at is not None:
             raise AuthenticationFailed(f"API key {key.prefix}… was revoked.")

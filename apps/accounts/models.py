@@ -47,8 +47,47 @@ class ApiKey(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The team the key acts in (roles.py); none: every team its creator may act in.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys",
+        help_text="The key reads and acts only in this team. Empty: every team its creator may act in.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+
+class GroupMapping(models.Model):
+    """A group an identity provider sends, and the team and role its members get.
+
+    At each single sign-on through `provider`, the user's memberships of the teams that
+    provider's mappings name are set from the groups the sign-in carried, added, changed
+    and removed (apps/accounts/sso.py).  Teams no mapping of the provider names are left
+    as admins set them.
+    """
+
+    ANY_GROUP = "*"
+
+    provider = models.CharField(
+        max_length=200,
+        help_text="The provider's ID as sign-ins record it: an OpenID Connect or SAML social application's "
+        "provider ID (OIDC_PROVIDER_ID, 'oidc' by default; 'saml' for SAML_* settings), or 'github', 'google'.",
+    )
+    group = models.CharField(
+        max_length=255,
+        help_text="The group's name (or ID, for Azure AD) in the groups claim or attribute, exactly as sent. "
+        "'*' matches everyone who signs in through this provider.",
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="group_mappings")
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "group", "team"], name="one_role_per_group_and_team")
+        ]
+        ordering = ["provider", "group", "team__name"]
+
+    def __str__(self):
+        return f"{self.provider}: {self.group} → {self.team} ({self.role})"

@@ -35,6 +35,8 @@ class SealedSecretError(ValueError):
 class SealedField(models.TextField):
     """A column of sealed values (the model offers the opened value as a property)."""
 
+    secret = True  # the audit trail of admin edits masks it (apps/audit/admin_trail.py)
+
 
 def check_keys(keys) -> list[Fernet]:
     """The configured keys as Fernets; ImproperlyConfigured naming the first bad one."""

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.accounts.team_admin import TeamScoped
 from incident_manager.readonly_admin import ReadOnlyModelAdmin
 from django.db import transaction
 
@@ -8,7 +9,9 @@ from .models import IncidentSummary, Postmortem, Runbook
 
 
 @admin.register(Runbook)
-class RunbookAdmin(admin.ModelAdmin):
+class RunbookAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "service__team"
+
     list_display = ["title", "service", "tags", "updated_at", "embedded"]
     list_filter = ["service"]
     search_fields = ["title", "body"]

@@ -4,6 +4,8 @@ Viewers read; responders draft and edit (apps/accounts/roles.py), as on the inci
 """
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -12,6 +14,7 @@ from apps.accounts import roles
 from apps.accounts.decorators import role_required
 from apps.audit.services import Actor
 from apps.incidents import selectors, triage
+from apps.incidents.models import Service
 
 from . import postmortems, tasks
 from .forms import PostmortemForm
@@ -21,9 +24,9 @@ from .models import Postmortem, Runbook
 @require_http_methods(["GET", "POST"])
 @role_required(roles.can_view)
 def postmortem(request, pk):
-    incident = selectors.incident(pk)
+    incident = selectors.incident(request.user, pk)
     existing = Postmortem.objects.select_related("updated_by").filter(incident=incident).first()
-    can_respond = roles.can_respond(request.user)
+    can_respond = roles.can_respond(request.user, incident.service.team_id)
     form, status = None, 200
     if request.method == "POST":
         if not can_respond:
@@ -52,7 +55,9 @@ def postmortem(request, pk):
 @require_POST
 @role_required(roles.can_respond)
 def postmortem_draft(request, pk):
-    incident = selectors.incident(pk)
+    incident = selectors.incident(request.user, pk)
+    if not roles.can_respond(request.user, incident.service.team_id):
+        raise PermissionDenied
     try:
         postmortems.draft(incident, actor=Actor.of(request.user))
     except postmortems.NotEligible as exc:
@@ -65,7 +70,8 @@ def postmortem_draft(request, pk):
 @require_GET
 @role_required(roles.can_view)
 def postmortem_markdown(request, pk):
-    postmortem = get_object_or_404(Postmortem.objects.select_related("incident", "updated_by"), incident_id=pk)
+    postmortem = get_object_or_404(Postmortem.objects.select_related("incident", "updated_by"),
+                                   incident__in=selectors.visible(request.user), incident_id=pk)
     response = HttpResponse(postmortems.to_markdown(postmortem), content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="incident-{postmortem.incident.number}-postmortem.md"'
     return response
@@ -74,4 +80,8 @@ def postmortem_markdown(request, pk):
 @require_GET
 @role_required(roles.can_view)
 def runbook(request, pk):
-    return render(request, "assist/runbook.html", {"runbook": get_object_or_404(Runbook.objects.defer("embedding"), pk=pk)})
+    # A runbook of no service is everyone's; one of a service, its team's.
+    runbooks = Runbook.objects.defer("embedding").filter(
+        Q(service__isnull=True) | Q(service__in=roles.scoped(Service.objects.all(), request.user, team="team"))
+    )
+    return render(request, "assist/runbook.html", {"runbook": get_object_or_404(runbooks, pk=pk)})

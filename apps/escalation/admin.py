@@ -1,18 +1,21 @@
 from django.contrib import admin
 
+from apps.accounts.team_admin import TeamScoped, TeamScopedInline
 from incident_manager.readonly_admin import ReadOnlyModelAdmin
 
 from .models import EscalationPolicy, EscalationRule, EscalationState
 
 
-class EscalationRuleInline(admin.StackedInline):
+class EscalationRuleInline(TeamScopedInline, admin.StackedInline):
     model = EscalationRule
     extra = 0
     fields = [("position", "delay_minutes", "channels"), ("users", "schedules", "teams")]
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(admin.ModelAdmin):
+class EscalationPolicyAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "service__team"
+
     list_display = ["name", "service", "severities", "repeat", "digest_only", "business_hours_only"]
     list_filter = ["service"]
     inlines = [EscalationRuleInline]

@@ -13,7 +13,7 @@ from . import selectors
 @require_GET
 @role_required(roles.can_view)
 def service_paging(request, pk):
-    service = get_object_or_404(Service.objects.select_related("team"), pk=pk)
+    service = get_object_or_404(roles.scoped(Service.objects.select_related("team"), request.user, team="team"), pk=pk)
     return render(
         request,
         "escalation/service_paging.html",

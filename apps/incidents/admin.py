@@ -1,17 +1,20 @@
 from django.contrib import admin
 
+from apps.accounts.team_admin import TeamScoped, TeamScopedInline
 from incident_manager.readonly_admin import ReadOnlyModelAdmin
 
 from .models import Alert, ClassificationRule, GroupingRule, Incident, MaintenanceWindow, Service
 
 
-class GroupingRuleInline(admin.TabularInline):
+class GroupingRuleInline(TeamScopedInline, admin.TabularInline):
     model = GroupingRule
     extra = 0
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "team"
+
     list_display = ["name", "slug", "team", "is_active", "auto_resolve_minutes", "similarity_threshold"]
     list_filter = ["team"]
     prepopulated_fields = {"slug": ["name"]}
@@ -40,7 +43,9 @@ class AlertAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
+class MaintenanceWindowAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "service__team"
+
     list_display = ["reason", "service", "matchers", "starts_at", "ends_at", "created_by"]
     list_filter = ["service"]
     exclude = ["created_by"]

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.accounts import roles
 from apps.accounts.models import ApiKey
 from apps.accounts.permissions import IncidentAccess
 from apps.audit.models import AuditEntry
@@ -117,9 +118,10 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = IncidentPagination
 
     def get_queryset(self):
-        incidents = Incident.objects.select_related(
+        # The principal's teams' incidents only: another team's is a 404, as none.
+        incidents = roles.scoped(Incident.objects.select_related(
             "service", "acknowledged_by", "resolved_by", "assignee"
-        ).order_by("-created_at", "-id")
+        ), self.request.user).order_by("-created_at", "-id")
         return with_detail(incidents) if self.action == "retrieve" else incidents
 
     def get_serializer_class(self):

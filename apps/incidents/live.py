@@ -1,7 +1,9 @@
-"""Live updates: tell every open portal page that an incident changed.
+"""Live updates: tell the open portal pages that may show an incident that it changed.
 
 Messages go through the Channels layer (Redis), so a change made in any process,
-web or Celery worker, reaches the websocket consumers in the ASGI process.
+web or Celery worker, reaches the websocket consumers in the ASGI process.  Lists
+listen to their viewer's teams' groups (organisation admins to every team's), an
+incident's page to that incident's: another team's changes never reach a page.
 """
 
 import asyncio
@@ -12,10 +14,11 @@ import threading
 from channels.layers import get_channel_layer
 
 from . import throttle
+from .models import Incident
 
 log = logging.getLogger(__name__)
 
-LIST_GROUP = "incidents"
+EVERY_TEAM_GROUP = "incidents"  # organisation admins' lists
 # A storm of repeats of one alert updates its incident's pages at most this often.
 THROTTLE_SECONDS = 2
 SEND_TIMEOUT = 5  # seconds; a live update is best-effort, the page also refreshes on reconnect
@@ -29,11 +32,20 @@ def incident_group(incident_id: int) -> str:
     return f"incident-{incident_id}"
 
 
+def team_group(team_id: int) -> str:
+    return f"incidents-team-{team_id}"
+
+
+def _teams(incident_ids) -> dict[int, int]:
+    return dict(Incident.objects.filter(pk__in=incident_ids).values_list("pk", "service__team_id"))
+
+
 def publish_incident_changed(incident_id: int, *, created: bool = False) -> None:
     message = {"type": "incident.changed", "id": incident_id, "created": created}
-    future = asyncio.run_coroutine_threadsafe(
-        _send([LIST_GROUP, incident_group(incident_id)], message), _publisher_loop()
-    )
+    if (team_id := _teams([incident_id]).get(incident_id)) is None:
+        return  # deleted meanwhile
+    groups = [EVERY_TEAM_GROUP, team_group(team_id), incident_group(incident_id)]
+    future = asyncio.run_coroutine_threadsafe(_send(groups, message), _publisher_loop())
     future.result(timeout=SEND_TIMEOUT)
 
 
@@ -43,13 +55,15 @@ def publish_incidents_changed(*, created: list[int], appended: list[int]) -> Non
     Appended alerts come in floods: at most one update per incident per
     THROTTLE_SECONDS for those (the pages re-fetch the incident, so they miss nothing
     lasting beyond that).  The throttle is one Redis round trip for the whole request."""
-    due = set(throttle.first_in_window([f"live:{pk}" for pk in appended], THROTTLE_SECONDS))
+    taken = set(throttle.first_in_window([f"live:{pk}" for pk in appended], THROTTLE_SECONDS))
+    due = [pk for pk in appended if f"live:{pk}" in taken]
+    teams = _teams([*created, *due]) if created or due else {}
     # Nobody has the page of an incident that did not exist a moment ago: lists only.
-    sends = [([LIST_GROUP], {"type": "incident.changed", "id": pk, "created": True}) for pk in created]
+    sends = [([EVERY_TEAM_GROUP, team_group(teams[pk])], {"type": "incident.changed", "id": pk, "created": True})
+             for pk in created if pk in teams]
     sends += [
-        ([LIST_GROUP, incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False})
-        for pk in appended
-        if f"live:{pk}" in due
+        ([EVERY_TEAM_GROUP, team_group(teams[pk]), incident_group(pk)], {"type": "incident.changed", "id": pk, "created": False})
+        for pk in due if pk in teams
     ]
     if sends:
         # Not waited for: the sender's answer must not wait on the portal's pages.

@@ -3,6 +3,7 @@
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from apps.accounts import roles
 from apps.audit.models import AuditEntry
 
 from .models import Alert, Incident
@@ -15,9 +16,14 @@ def _incidents() -> QuerySet[Incident]:
     return Incident.objects.select_related("service", "acknowledged_by", "resolved_by", "assignee").defer("embedding")
 
 
-def incident_list(*, status: str = "", severity: str = "", service=None) -> QuerySet[Incident]:
-    """Incidents newest first, narrowed by whichever filters are given."""
-    incidents = _incidents().order_by("-created_at", "-pk")
+def visible(principal) -> QuerySet[Incident]:
+    """The incidents of the teams `principal` may read (apps.accounts.roles)."""
+    return roles.scoped(_incidents(), principal)
+
+
+def incident_list(principal, *, status: str = "", severity: str = "", service=None) -> QuerySet[Incident]:
+    """The principal's incidents newest first, narrowed by whichever filters are given."""
+    incidents = visible(principal).order_by("-created_at", "-pk")
     if status:
         incidents = incidents.filter(status=status)
     if severity:
@@ -27,8 +33,9 @@ def incident_list(*, status: str = "", severity: str = "", service=None) -> Quer
     return incidents
 
 
-def incident(pk: int) -> Incident:
-    return get_object_or_404(_incidents().select_related("merged_into", "parent__service"), pk=pk)
+def incident(principal, pk: int) -> Incident:
+    """One of the principal's incidents; 404 for another team's, as for none."""
+    return get_object_or_404(visible(principal).select_related("merged_into", "parent__service"), pk=pk)
 
 
 def children(incident: Incident) -> QuerySet[Incident]:

@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from apps.accounts import roles
 from apps.audit.models import AuditEntry
 
 from .models import Alert, Category, Incident, Severity
@@ -99,6 +100,11 @@ class MergeSerializer(serializers.Serializer):
     into = serializers.PrimaryKeyRelatedField(
         queryset=Incident.objects.all(), help_text="Id of the open incident that takes this one's alerts."
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if request := self.context.get("request"):  # another team's incident is no such incident
+            self.fields["into"].queryset = roles.scoped(Incident.objects.all(), request.user)
 
 
 class SplitSerializer(serializers.Serializer):

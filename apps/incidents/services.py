@@ -10,13 +10,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts import roles
 from apps.audit.models import AuditEntry
 from apps.audit.services import SYSTEM, Actor, entry, record, record_all
 from incident_manager import redis_outage
 
 from . import dedup, lifecycle, live, maintenance
 from .classification import classify
-from .models import Alert, DedupReason, Incident, IncidentKey, Severity
+from .models import Alert, DedupReason, Incident, IncidentKey, Service, Severity
 
 NOTE_MAX_LENGTH = 10_000
 
@@ -230,6 +231,11 @@ def merge(source: Incident | int, *, into: Incident | int, actor: Actor, reason:
         for incident in (source, into):
             if incident.status == Incident.Status.RESOLVED:
                 raise TransitionError(f"Incident #{incident.number} is resolved; only open incidents can be merged.")
+        teams = dict(Service.objects.filter(pk__in=[source.service_id, into.service_id]).values_list("pk", "team_id"))
+        if teams[source.service_id] != teams[into.service_id]:
+            # Its keys would move to another team's service: that team would own this team's alerts.
+            raise TransitionError(f"Incident #{source.number} and #{into.number} belong to different teams; "
+                                  "incidents are merged within a team only.")
         detail = detail or f"merged from #{source.number} by {actor.label}"
         Alert.objects.filter(incident=source).update(incident=into, dedup_reason=reason, dedup_detail=detail[:300])
         keys.filter(key__in=into.keys.values("key")).delete()
@@ -305,6 +311,9 @@ def reassign(incident: Incident | int, *, assignee, actor: Actor) -> Incident:
             raise TransitionError(f"Incident #{incident.number} is resolved; reopen it before reassigning.")
         if not assignee.is_active:
             raise TransitionError(f"{assignee.get_username()} is not an active user.")
+        team_id = Service.objects.filter(pk=incident.service_id).values_list("team_id", flat=True).get()
+        if not roles.can_respond(assignee, team_id):
+            raise TransitionError(f"{assignee.get_username()} is not a responder of the team of incident #{incident.number}.")
         previous = incident.assignee
         incident.assignee = assignee
         incident.save(update_fields=["assignee", "updated_at"])

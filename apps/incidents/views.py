@@ -8,6 +8,7 @@ through these same permission-checked views.
 from functools import partial
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,14 +32,13 @@ PAGE_SIZE = 50
 @role_required(roles.can_view)
 @vary_on_headers("HX-Request")  # the same URL serves a page or a fragment: keep caches apart
 def incident_list(request):
-    form = IncidentFilterForm(request.GET)
+    form = IncidentFilterForm(request.GET, user=request.user)
     # An unknown filter value (a deleted service, a typo) shows no incidents rather than all.
-    incidents = selectors.incident_list(**form.cleaned_data) if form.is_valid() else Incident.objects.none()
-    context = {
-        "form": form,
-        "page": Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page")),
-        "can_respond": roles.can_respond(request.user),
-    }
+    incidents = selectors.incident_list(request.user, **form.cleaned_data) if form.is_valid() else Incident.objects.none()
+    page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
+    for incident in page:
+        incident.can_respond = roles.can_respond(request.user, incident.service.team_id)
+    context = {"form": form, "page": page, "can_respond": roles.can_respond(request.user)}
     return render(request, "incidents/_list.html" if request.htmx else "incidents/list.html", context)
 
 
@@ -51,13 +51,13 @@ def incident_detail(request, pk):
 
 
 def _detail_context(request, pk, error=None):
-    incident = selectors.incident(pk)
+    incident = selectors.incident(request.user, pk)
     return {
         "incident": incident,
         "alerts": selectors.recent_alerts(incident),
         "timeline": selectors.timeline(incident),
         "children": selectors.children(incident),
-        "can_respond": roles.can_respond(request.user),
+        "can_respond": roles.can_respond(request.user, incident.service.team_id),
         "severities": Severity.values,
         "error": error,
     }
@@ -92,8 +92,9 @@ def incident_note(request, pk):
 @require_POST
 @role_required(roles.can_respond)
 def incident_merge(request, pk):
+    _respondable(request, pk)
     number = request.POST.get("into", "").strip().lstrip("#")
-    into = Incident.objects.filter(number=number).first() if number.isdigit() else None
+    into = selectors.visible(request.user).filter(number=number).first() if number.isdigit() else None
     if into is None:
         return _refuse(request, pk, f"There is no incident #{number}." if number else "Say which incident to merge into.")
     return _change(request, pk, partial(services.merge, into=into))
@@ -102,6 +103,7 @@ def incident_merge(request, pk):
 @require_POST
 @role_required(roles.can_respond)
 def alert_split(request, pk, alert_pk):
+    _respondable(request, pk)
     alert = get_object_or_404(Alert, pk=alert_pk, incident_id=pk)
     try:
         incident = services.split(alert, actor=Actor.of(request.user))
@@ -130,9 +132,17 @@ def incident_severity(request, pk):
     return _change(request, pk, change)
 
 
+def _respondable(request, pk) -> Incident:
+    """The incident, if the user may act on it: 404 if they may not see it, 403 if they only see it."""
+    incident = get_object_or_404(selectors.visible(request.user), pk=pk)
+    if not roles.can_respond(request.user, incident.service.team_id):
+        raise PermissionDenied
+    return incident
+
+
 def _change(request, pk, change, refused=(services.TransitionError,)):
     """Apply change(incident, actor=…); show why it was refused, if it was, in place."""
-    incident = get_object_or_404(Incident.objects.only("pk"), pk=pk)
+    incident = _respondable(request, pk)
     error = None
     try:
         change(incident, actor=Actor.of(request.user))
@@ -146,6 +156,12 @@ def _change(request, pk, change, refused=(services.TransitionError,)):
         return render(
             request,
             "incidents/_row.html",
-            {"incident": selectors.incident(pk), "can_respond": True, "error": error},
+            {"incident": _respondable_row(request, pk), "can_respond": True, "error": error},
         )
     return render(request, "incidents/_detail.html", _detail_context(request, pk, error))
+
+
+def _respondable_row(request, pk) -> Incident:
+    incident = selectors.incident(request.user, pk)
+    incident.can_respond = True  # _change has checked it
+    return incident

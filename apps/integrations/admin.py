@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from apps.accounts.sealed import seal
+from apps.accounts.team_admin import TeamScoped, TeamScopedInline
 
 from . import routes
 from .models import Integration, Route
@@ -29,7 +30,7 @@ class IntegrationForm(forms.ModelForm):
         fields = "__all__"
 
 
-class RouteInline(admin.TabularInline):
+class RouteInline(TeamScopedInline, admin.TabularInline):
     model = Route
     extra = 0
     fields = ["position", "name", "matchers", "service", "is_active"]
@@ -48,7 +49,9 @@ class PreviewForm(forms.Form):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "service__team"
+
     form = IntegrationForm
     inlines = [RouteInline]
     list_display = ["name", "kind", "service", "token_prefix", "is_active", "created_at"]

@@ -11,6 +11,7 @@ from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.accounts import roles
 from apps.accounts.permissions import IntegrationAccess
 from apps.audit.services import record
 from apps.incidents.api import request_actor
@@ -39,19 +40,32 @@ class RouteViewSet(viewsets.ModelViewSet):
     pagination_class = None  # a handful per integration, read in order
 
     def integration(self) -> Integration:
-        return get_object_or_404(Integration, pk=self.kwargs["integration_pk"])
+        """The integration, if the principal administers its team: another team's is a 404."""
+        return get_object_or_404(self._integrations(), pk=self.kwargs["integration_pk"])
+
+    def _integrations(self):
+        return roles.scoped(Integration.objects.select_related("service"), self.request.user, roles.ADMIN)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, typing the document's ids
             return Route.objects.none()
-        return Route.objects.filter(integration_id=self.kwargs["integration_pk"]).select_related("service", "integration")
+        return Route.objects.filter(integration_id=self.kwargs["integration_pk"],
+                                    integration__in=self._integrations()).select_related("service", "integration__service")
+
+    def _check_target(self, serializer):
+        """A route may send alerts only to a service of a team the principal administers."""
+        service = serializer.validated_data.get("service")
+        if service is not None and not roles.can_configure(self.request.user, service.team_id):
+            raise exceptions.ValidationError({"service": [f"You do not administer the team of service {service.slug}."]})
 
     def perform_create(self, serializer):
+        self._check_target(serializer)
         with transaction.atomic():
             route = serializer.save(integration=self.integration())
             record("route.created", actor=request_actor(self.request), data=_described(route))
 
     def perform_update(self, serializer):
+        self._check_target(serializer)
         with transaction.atomic():
             route = serializer.save()
             record("route.changed", actor=request_actor(self.request), data=_described(route))

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from apps.accounts import roles
 from apps.audit.services import Actor
 from apps.incidents import services as incident_services
 from apps.notifications import delivery_reports
@@ -44,10 +45,13 @@ def twilio_gather(request, notification_id: int):
     The request must carry Twilio's signature (X-Twilio-Signature) over our URL and its form."""
     if not _signed_by_twilio(request):
         return HttpResponse("invalid signature", status=403)
-    notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
+    notification = Notification.objects.select_related("recipient", "incident__service").filter(pk=notification_id).first()
     response = VoiceResponse()
     if notification is None or notification.recipient is None or request.POST.get("Digits") != "1":
         response.say("Nothing was changed. Goodbye.")
+    elif not roles.can_respond(notification.recipient, notification.incident.service.team_id):
+        # Paged once, since left the team or made a viewer: the call no longer acts for them.
+        response.say("You are no longer a responder of this incident's team. Nothing was changed. Goodbye.")
     else:
         try:
             incident_services.acknowledge(

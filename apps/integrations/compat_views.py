@@ -51,7 +51,7 @@ def pagerduty_enqueue(request):
         return _pagerduty_invalid("'routing_key' is missing or blank")
     if not _ROUTING_KEY.fullmatch(routing_key):
         return _pagerduty_invalid("Length of 'routing_key' is incorrect (should be 32 characters), or it holds non-alphanumeric characters")
-    integration = selectors.active_integration(routing_key, Integration.Kind.PAGERDUTY)
+    integration = selectors.active_integration(routing_key, Integration.Kind.PAGERDUTY, request)
     if integration is None:
         return _pagerduty_invalid("Invalid routing key")
     try:
@@ -77,7 +77,7 @@ def _opsgenie_integration(request) -> Integration | None:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme != "GenieKey" or not key:
         return None
-    return selectors.active_integration(key.strip(), Integration.Kind.OPSGENIE)
+    return selectors.active_integration(key.strip(), Integration.Kind.OPSGENIE, request)
 
 
 def _opsgenie(request, parse):

@@ -133,17 +133,35 @@ def _ephemeral(client, body, text: str) -> None:
         log.warning("ephemeral message failed: %s", exc)
 
 
-def _responder(client, body):
+def _person(client, body):
+    """Our user behind the Slack user, or None (and they are told how to link)."""
     slack_user = body["user"]["id"]
     user = map_user(client, slack_user)
     if user is None:
         team_id = (body.get("team") or {}).get("id") or body["user"].get("team_id")
         _ephemeral(client, body, LINK_HELP.format(user=slack_user, url=slack_linking.link_url(team_id, slack_user)))
-        return None
-    if not roles.can_respond(user):
-        _ephemeral(client, body, "You can view incidents but not change them (viewer role).")
-        return None
     return user
+
+
+def _responder(client, body, team_id: int | None):
+    """Our user, if they may act in that team (apps/accounts/roles.py); team_id None: the
+    incident is gone."""
+    user = _person(client, body)
+    if user is None:
+        return None
+    if team_id is None:
+        _ephemeral(client, body, "That incident no longer exists.")
+    elif roles.can_view(user, team_id) and not roles.can_respond(user, team_id):
+        _ephemeral(client, body, "You can view this incident but not change it (viewer role in its team).")
+    elif not roles.can_respond(user, team_id):
+        _ephemeral(client, body, "This incident belongs to a team you are not in: you cannot change it.")
+    else:
+        return user
+    return None
+
+
+def _team_of(incident_id: int) -> int | None:
+    return Incident.objects.filter(pk=incident_id).values_list("service__team_id", flat=True).first()
 
 
 # ----- listeners ---------------------------------------------------------------------------
@@ -152,12 +170,12 @@ def _responder(client, body):
 def _action_listener(verb: str):
     def listener(ack, body, action, client):
         ack()
-        user = _responder(client, body)
-        if user is None:
-            return
         try:
             incident_id = int(action["value"])
         except (KeyError, TypeError, ValueError):
+            return
+        user = _responder(client, body, _team_of(incident_id))
+        if user is None:
             return
         actor = Actor(label=f"{user.get_username()} (Slack)", user=user)
         try:
@@ -189,12 +207,12 @@ def _escalate(client, body, incident_id, actor) -> None:
 def _snooze(ack, body, action, client):
     """The menu's value is "<incident id>:<minutes>"."""
     ack()
-    user = _responder(client, body)
-    if user is None:
-        return
     try:
         incident_id, minutes = (int(part) for part in action["selected_option"]["value"].split(":"))
     except (KeyError, TypeError, ValueError):
+        return
+    user = _responder(client, body, _team_of(incident_id))
+    if user is None:
         return
     try:
         services.snooze(incident_id, minutes=minutes, actor=Actor(label=f"{user.get_username()} (Slack)", user=user))
@@ -210,11 +228,16 @@ def _command(ack, command, client):
         ack()
         _declare(client, command, text.removeprefix("declare").strip())
         return
-    open_incidents = (
-        Incident.objects.exclude(status=Incident.Status.RESOLVED).select_related("service").order_by("-created_at")[:15]
-    )
-    lines = [f"• {slack.text(i)}" for i in open_incidents] or ["No open incidents."]
-    ack(text="Open incidents:\n" + "\n".join(lines) + "\n`/incident declare <service> <title>` opens one.")
+    body = {"user": {"id": command.get("user_id")}, "team": {"id": command.get("team_id")},
+            "channel": {"id": command.get("channel_id")}}
+    user = _person(client, body)
+    if user is None:
+        ack()
+        return
+    open_incidents = roles.scoped(Incident.objects.exclude(status=Incident.Status.RESOLVED), user)
+    open_incidents = open_incidents.select_related("service").order_by("-created_at")[:15]
+    lines = [f"• {slack.text(i)}" for i in open_incidents] or ["No open incidents in your teams."]
+    ack(text="Open incidents of your teams:\n" + "\n".join(lines) + "\n`/incident declare <service> <title>` opens one.")
 
 
 def _declare(client, command, args: str) -> None:
@@ -228,7 +251,7 @@ def _declare(client, command, args: str) -> None:
     if service is None or not title.strip():
         _ephemeral(client, body, "Usage: `/incident declare <service slug> <title>`")
         return
-    user = _responder(client, body)
+    user = _responder(client, body, service.team_id)
     if user is None:
         return
     key = f"slack-declared:{uuid.uuid4()}"

@@ -25,7 +25,7 @@ def _error(status: int, message: str, field: str | None = None) -> JsonResponse:
 def ingest_alerts(request, token: str, kind: str):
     """Accept alerts from an integration.  Who may call: whoever holds the
     integration's secret token (it is in the URL, as with Alertmanager's webhook_config)."""
-    return _ingest(request, selectors.active_integration(token, kind))
+    return _ingest(request, selectors.active_integration(token, kind, request))
 
 
 @csrf_exempt
@@ -35,7 +35,7 @@ def ingest_alerts_bearer(request, kind: str):
     URL (Alertmanager's http_config.authorization, Grafana's webhook credentials), so
     that proxies' access logs never see it."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    integration = selectors.active_integration(token.strip(), kind) if scheme.lower() == "bearer" else None
+    integration = selectors.active_integration(token.strip(), kind, request) if scheme.lower() == "bearer" else None
     return _ingest(request, integration)
 
 
@@ -65,7 +65,7 @@ def _ingest(request, integration):
 def heartbeat_ping(request, token: str):
     """A heartbeat's ping (GET or POST, so that `curl URL` from cron will do).  Who may
     call: whoever holds the heartbeat integration's secret token."""
-    integration = selectors.active_integration(token, "heartbeat")
+    integration = selectors.active_integration(token, "heartbeat", request)
     if integration is None:
         return _error(404, "Unknown heartbeat token.")
     resolved = heartbeats.record_ping(integration)

@@ -4,6 +4,7 @@ links, webhook endpoints, people's contact methods and notification rules."""
 from django import forms
 from django.contrib import admin, messages
 
+from apps.accounts.team_admin import TeamScoped
 from incident_manager.readonly_admin import ReadOnlyModelAdmin
 
 from .channels.webhook import new_secret
@@ -59,7 +60,9 @@ class SlackWorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlackChannelLink)
-class SlackChannelLinkAdmin(admin.ModelAdmin):
+class SlackChannelLinkAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "service__team"
+
     list_display = ["service", "workspace", "channel_id", "is_active"]
 
 
@@ -78,7 +81,9 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = ("service__team", "team")
+
     form = WebhookEndpointForm
     list_display = ["name", "url", "service", "team", "is_active"]
 

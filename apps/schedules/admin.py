@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.template.loader import render_to_string
 
+
+from apps.accounts.team_admin import TeamScoped, TeamScopedInline
+
 from . import selectors
 from .models import Layer, LayerMember, Override, Schedule
 
 
-class LayerInline(admin.StackedInline):
+class LayerInline(TeamScopedInline, admin.StackedInline):
     model = Layer
     extra = 0
     show_change_link = True  # participants are edited on the layer's own page
@@ -16,7 +19,7 @@ class LayerInline(admin.StackedInline):
     ]
 
 
-class OverrideInline(admin.TabularInline):
+class OverrideInline(TeamScopedInline, admin.TabularInline):
     model = Override
     extra = 0
     fields = ["user", "start", "end", "note"]
@@ -24,7 +27,9 @@ class OverrideInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "team"
+
     list_display = ["name", "team", "time_zone"]
     list_filter = ["team"]
     search_fields = ["name"]
@@ -39,7 +44,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return render_to_string("schedules/_shift_table.html", {"shifts": selectors.upcoming_shifts(obj), "schedule": obj})
 
 
-class LayerMemberInline(admin.TabularInline):
+class LayerMemberInline(TeamScopedInline, admin.TabularInline):
     model = LayerMember
     extra = 1
     fields = ["position", "user"]
@@ -47,7 +52,9 @@ class LayerMemberInline(admin.TabularInline):
 
 
 @admin.register(Layer)
-class LayerAdmin(admin.ModelAdmin):
+class LayerAdmin(TeamScoped, admin.ModelAdmin):
+    team_path = "schedule__team"
+
     list_display = ["name", "schedule", "level", "shift_length", "shift_unit", "handoff_time", "start_date"]
     list_filter = ["schedule"]
     inlines = [LayerMemberInline]

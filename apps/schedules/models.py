@@ -1,6 +1,5 @@
 """On-call schedules: data only.  The computation is in oncall.py."""
 
-import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -17,10 +16,6 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known time zone (e.g. Europe/Berlin).") from None
 
 
-def new_feed_token() -> str:
-    return secrets.token_urlsafe(24)
-
-
 class Weekday(models.IntegerChoices):
     MONDAY = 0
     TUESDAY = 1
@@ -35,8 +30,9 @@ class Schedule(models.Model):
     name = models.CharField(max_length=100)
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="schedules")
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
-    # The secret in the iCal feed's URL: whoever has the URL can read the calendar.
-    feed_token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)
+    # The digest of the secret in the iCal feed's URL (whoever has the URL can read the
+    # calendar); the URL is shown once, when a team admin makes it (services.py).
+    feed_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -116,7 +112,8 @@ class Override(models.Model):
 
 
 class CalendarFeed(models.Model):
-    """A user's personal iCal feed secret (one per user)."""
+    """The digest of a user's personal iCal feed secret (one per user; the URL is shown
+    once, when they make it)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed")
-    token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.accounts import roles
+
 from . import oncall
 from .models import Schedule
 
@@ -45,11 +47,11 @@ def upcoming_shifts(schedule: Schedule, *, now: datetime | None = None, days: in
     return shift_rows(schedule, now, now + timedelta(days=days))
 
 
-def on_call_now(*, now: datetime | None = None) -> list[dict]:
-    """Every schedule with who is on call now and next; grouped by team in the template."""
+def on_call_now(principal, *, now: datetime | None = None) -> list[dict]:
+    """The principal's teams' schedules with who is on call now and next; grouped by team in the template."""
     now = now or timezone.now()
     rows = []
-    schedules = list(Schedule.objects.select_related("team").order_by("team__name", "name"))
+    schedules = list(roles.scoped(Schedule.objects.select_related("team"), principal, team="team").order_by("team__name", "name"))
     specs = {s.pk: oncall.spec_of(s, overrides_after=now) for s in schedules}
     current = {pk: oncall.who_is_on_call(spec, now) for pk, spec in specs.items()}
     upcoming = {pk: oncall.shifts(spec, now, now + timedelta(days=PREVIEW_DAYS))[:2] for pk, spec in specs.items()}

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.accounts.models import ApiKey
+from apps.accounts.models import ApiKey, Team
 from apps.accounts.services import create_api_key
 from apps.audit.services import Actor
 
@@ -18,8 +18,11 @@ class Command(BaseCommand):
                             help=f"One or more of: {', '.join(ApiKey.Scope.values)}.")
         parser.add_argument("--user", metavar="USERNAME",
                             help="Act on this user's behalf (audit trail, acknowledged_by); the key dies with the account.")
+        parser.add_argument("--team", metavar="SLUG",
+                            help="Read and act in this team only (required with --user, unless the user is an "
+                                 "organisation admin); without it the key acts in every team.")
 
-    def handle(self, *args, name, scopes, user, **options):
+    def handle(self, *args, name, scopes, user, team, **options):
         scopes = [s for arg in scopes for s in arg.split(",") if s]  # "a,b" works too
         created_by = None
         if user:
@@ -27,9 +30,14 @@ class Command(BaseCommand):
                 created_by = get_user_model().objects.get(username=user, is_active=True)
             except get_user_model().DoesNotExist:
                 raise CommandError(f"No active user named {user!r}.") from None
+        if team:
+            try:
+                team = Team.objects.get(slug=team)
+            except Team.DoesNotExist:
+                raise CommandError(f"No team with the slug {team!r}.") from None
         try:
             key, plaintext = create_api_key(
-                name=name, scopes=scopes, created_by=created_by, actor=Actor("manage.py createapikey")
+                name=name, scopes=scopes, created_by=created_by, team=team or None, actor=Actor("manage.py createapikey")
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
