@@ -133,6 +133,21 @@ MATRIX: dict[str, Entry] = {
 }
 
 
+def _parts() -> list:
+    """tests/matrix/*.py: each has ENTRIES, and may have extend(world) adding objects its URLs name."""
+    import importlib
+    import pkgutil
+
+    from . import matrix
+
+    return [importlib.import_module(f"{matrix.__name__}.{m.name}") for m in pkgutil.iter_modules(matrix.__path__)]
+
+
+PARTS = _parts()
+for part in PARTS:
+    MATRIX.update(part.ENTRIES)
+
+
 def named_urls() -> set[str]:
     """Every URL name outside Django's admin and allauth's sign-in pages (their own tests cover them)."""
 
@@ -191,6 +206,9 @@ def world():
 
     world["notification"] = Notification.objects.create(incident=incident, recipient=users["responder"], channel="voice",
                                                         idempotency_key="matrix")
+    for part in PARTS:
+        if hasattr(part, "extend"):
+            part.extend(world)
     return world
 
 

@@ -12,6 +12,8 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from incident_manager import ratelimit
 
+from apps.audit.services import Actor
+
 from .models import ApiKey
 from .tokens import digest
 
@@ -78,3 +80,10 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         scheme = build_bearer_security_scheme_object(header_name="Authorization", token_prefix=KEYWORD)
         return {**scheme, "description": "An API key from `manage.py createapikey`."}
+
+
+def request_actor(request) -> Actor:
+    """Who the audit trail names: the key (acting for its creator, if any) or the signed-in user."""
+    if isinstance(request.auth, ApiKey):
+        return Actor(label=f"apikey:{request.auth.name}", user=request.auth.created_by)
+    return Actor.of(request.user)

@@ -39,6 +39,21 @@ class ApiKey(models.Model):
         INCIDENTS_WRITE = "incidents:write"
         INTEGRATIONS_READ = "integrations:read"
         INTEGRATIONS_WRITE = "integrations:write"
+        # Configuration (apps/accounts/config_api.py): read and write per resource.
+        TEAMS_READ = "teams:read"  # teams and memberships
+        TEAMS_WRITE = "teams:write"
+        USERS_READ = "users:read"  # users, their contact methods and notification rules
+        USERS_WRITE = "users:write"
+        SERVICES_READ = "services:read"  # services, grouping rules, dependencies, maintenance windows
+        SERVICES_WRITE = "services:write"
+        SCHEDULES_READ = "schedules:read"  # schedules, layers, overrides; who is on call
+        SCHEDULES_WRITE = "schedules:write"
+        POLICIES_READ = "policies:read"  # escalation policies and their rules
+        POLICIES_WRITE = "policies:write"
+        NOTIFICATIONS_READ = "notifications:read"  # webhooks, Slack channel links
+        NOTIFICATIONS_WRITE = "notifications:write"
+        RUNBOOKS_READ = "runbooks:read"
+        RUNBOOKS_WRITE = "runbooks:write"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")

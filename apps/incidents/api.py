@@ -18,10 +18,9 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.accounts import roles
-from apps.accounts.models import ApiKey
+from apps.accounts.authentication import request_actor
 from apps.accounts.permissions import IncidentAccess
 from apps.audit.models import AuditEntry
-from apps.audit.services import Actor
 
 from . import services
 from .filters import IncidentFilter
@@ -76,13 +75,6 @@ def _first_error(detail, path=()):
     if isinstance(detail, list) and detail:
         return _first_error(detail[0], path)
     return str(detail or "Invalid input."), path
-
-
-def request_actor(request) -> Actor:
-    """Who the audit trail names: the key (acting for its creator, if any) or the signed-in user."""
-    if isinstance(request.auth, ApiKey):
-        return Actor(label=f"apikey:{request.auth.name}", user=request.auth.created_by)
-    return Actor.of(request.user)
 
 
 def with_detail(incidents):

@@ -12,9 +12,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts import roles
+from apps.accounts.authentication import request_actor
 from apps.accounts.permissions import IntegrationAccess
 from apps.audit.services import record
-from apps.incidents.api import request_actor
 from apps.incidents.serializers import ErrorSerializer
 
 from . import routes
