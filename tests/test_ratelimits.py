@@ -19,7 +19,10 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.accounts.models import ApiKey
 from apps.accounts.services import create_api_key
 from apps.incidents.models import Alert
+from apps.audit.services import SYSTEM
 from apps.integrations.services import create_integration, ingestion_url
+from apps.schedules.models import Schedule
+from apps.schedules.services import new_schedule_feed
 from incident_manager import ratelimit
 from incident_manager.wsgi import application
 
@@ -326,3 +329,16 @@ def test_gunicorn_refuses_a_sender_over_its_limit_with_a_503(service):
     finally:
         web.terminate()
         web.wait(10)
+
+
+def test_calendar_feed_secrets_cannot_be_guessed_fast(client, service, settings, django_assert_num_queries):
+    """A feed's secret is its only credential: an address presenting unknown ones is refused (429)."""
+    settings.RATELIMIT_UNKNOWN_TOKEN = "2/m"
+    schedule = Schedule.objects.create(name="primary", team=service.team)
+    url = f"/ical/schedule/{new_schedule_feed(schedule, actor=SYSTEM)}.ics"
+    for _ in range(2):
+        assert client.get(f"/ical/schedule/{secrets.token_urlsafe(24)}.ics", REMOTE_ADDR="203.0.113.7").status_code == 404
+    with django_assert_num_queries(0):
+        refused = client.get(f"/ical/user/{secrets.token_urlsafe(24)}.ics", REMOTE_ADDR="203.0.113.7")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert client.get(url, REMOTE_ADDR="198.51.100.9").status_code == 200

@@ -4,6 +4,7 @@ from django.db import transaction
 
 from apps.accounts.tokens import digest, new_token
 from apps.audit.services import Actor, record
+from incident_manager import ratelimit
 
 from .models import CalendarFeed, Schedule
 
@@ -24,10 +25,20 @@ def new_user_feed(user) -> str:
     return token
 
 
-def schedule_of_feed(token: str) -> Schedule | None:
-    return Schedule.objects.filter(feed_token_hash=digest(token)).first()
+def schedule_of_feed(token: str, request) -> Schedule | None:
+    return _guarded(request, lambda: Schedule.objects.filter(feed_token_hash=digest(token)).first())
 
 
-def user_of_feed(token: str):
-    feed = CalendarFeed.objects.select_related("user").filter(token_hash=digest(token), user__is_active=True).first()
+def user_of_feed(token: str, request):
+    feed = _guarded(request, lambda: CalendarFeed.objects.select_related("user")
+                    .filter(token_hash=digest(token), user__is_active=True).first())
     return feed.user if feed else None
+
+
+def _guarded(request, lookup):
+    """A feed secret is a credential like a sender's token: a source presenting unknown
+    ones is refused (incident_manager/ratelimit.py) before the query."""
+    ratelimit.refuse_guesses(request)
+    if (found := lookup()) is None:
+        ratelimit.guessed(request)
+    return found

@@ -65,7 +65,7 @@ def _calendar_response(body: bytes, name: str) -> HttpResponse:
 @require_GET
 def ical_schedule(request, token):
     # The token in the URL is the only credential: calendar apps cannot sign in.
-    schedule = services.schedule_of_feed(token)
+    schedule = services.schedule_of_feed(token, request)
     if schedule is None:
         raise Http404
     return _calendar_response(ical.schedule_feed(schedule, timezone.now()), f"oncall-{schedule.pk}")
@@ -73,7 +73,7 @@ def ical_schedule(request, token):
 
 @require_GET
 def ical_user(request, token):
-    user = services.user_of_feed(token)
+    user = services.user_of_feed(token, request)
     if user is None:
         raise Http404
     return _calendar_response(ical.user_feed(user, timezone.now()), "my-oncall")
