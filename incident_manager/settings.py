@@ -317,6 +317,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "IncidentStatusEnum": "apps.incidents.models.Incident.Status",
         "AlertStatusEnum": "apps.incidents.models.Alert.Status",
+        "SeverityEnum": "apps.incidents.models.Severity",
+        "IntegrationKindEnum": "apps.integrations.models.Integration.Kind",
     },
 }
 

@@ -9,6 +9,8 @@ class Team(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     def __str__(self):
         return self.name
@@ -23,12 +25,25 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     team = models.ForeignKey(Team, on_delete=models.CASCADE)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.RESPONDER)
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "team"], name="one_membership_per_team")]
 
     def __str__(self):
         return f"{self.user} in {self.team} ({self.role})"
+
+
+class UserIdentity(models.Model):
+    """What a user has beyond auth.User's own fields, which cannot take more: the id a
+    config-as-code tool or an importer (Grafana OnCall, Opsgenie, PagerDuty) knows them by."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identity")
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    def __str__(self):
+        return f"{self.user} ({self.external_id})"
 
 
 class ApiKey(models.Model):

@@ -21,6 +21,8 @@ class Runbook(models.Model):
     # Filled by a worker after each save (tasks.embed_runbook); null until then.
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["title"]

@@ -6,12 +6,17 @@ restarts it from the incident lifecycle.
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
 from apps.incidents.models import Severity
 from apps.notifications.models import Notification
-from apps.schedules.models import Weekday, validate_time_zone
+from apps.schedules.models import EXTERNAL_ID, Weekday, validate_time_zone
+
+# The longest wait a policy may hold (30 days): past it, planned times leave what
+# datetime can hold, and no one means it.
+MAX_MINUTES = 30 * 24 * 60
 
 
 class EscalationPolicy(models.Model):
@@ -23,6 +28,7 @@ class EscalationPolicy(models.Model):
     """
 
     name = models.CharField(max_length=100)
+    external_id = models.CharField(**EXTERNAL_ID)
     service = models.ForeignKey("incidents.Service", on_delete=models.CASCADE, related_name="escalation_policies")
     severities = ArrayField(
         models.CharField(max_length=16, choices=Severity.choices),
@@ -32,10 +38,10 @@ class EscalationPolicy(models.Model):
     )
     repeat = models.PositiveSmallIntegerField(default=0, help_text="Run the whole policy again up to this many times.")
     repeat_delay_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Wait before a repeat starts; empty: the last rule's delay."
+        null=True, blank=True, validators=[MaxValueValidator(MAX_MINUTES)], help_text="Wait before a repeat starts; empty: the last rule's delay."
     )
     ack_timeout_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="An acknowledged incident escalates again after this long."
+        null=True, blank=True, validators=[MaxValueValidator(MAX_MINUTES)], help_text="An acknowledged incident escalates again after this long."
     )
     digest_only = models.BooleanField(
         default=False, help_text="Send the first rule's targets one email digest entry; never escalate."
@@ -61,8 +67,9 @@ class EscalationRule(models.Model):
     notify the targets on these channels."""
 
     policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="rules")
+    external_id = models.CharField(**EXTERNAL_ID)
     position = models.PositiveSmallIntegerField(default=0)
-    delay_minutes = models.PositiveIntegerField(default=0, help_text="After the previous level (or the start).")
+    delay_minutes = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_MINUTES)], help_text="After the previous level (or the start).")
     channels = ArrayField(
         models.CharField(max_length=16, choices=Notification.Channel.choices),
         blank=True,

@@ -28,7 +28,8 @@ class PlannedStep:
 
 def dry_run(subject, now: datetime | None = None, *, steps: int = DEFAULT_STEPS):
     """For an Incident: its next steps (empty when it does not escalate now).  For a
-    Service: {policy: steps} as if an incident of each variant opened now."""
+    Service: {policy: steps} as if an incident of each variant opened now.  For an
+    EscalationPolicy: its steps as if an incident it applies to opened now."""
     now = now or timezone.now()
     resolver = Resolver()
     if isinstance(subject, Incident):
@@ -36,12 +37,20 @@ def dry_run(subject, now: datetime | None = None, *, steps: int = DEFAULT_STEPS)
         if state is None or state.status != EscalationState.Status.ACTIVE or subject.status != Incident.Status.TRIGGERED:
             return []
         return _simulate(state.policy, resolver, state.level, state.cycle, state.repeats_done, max(state.next_at, now), steps)
+    if isinstance(subject, EscalationPolicy):
+        return _from_the_start(subject, resolver, now, steps)
     result = {}
     for policy in EscalationPolicy.objects.filter(service=subject).order_by("pk"):
-        rules = resolver.rules(policy.pk)
-        if rules:
-            result[policy] = _simulate(policy, resolver, 0, 0, 0, now + timedelta(minutes=rules[0].delay_minutes), steps)
+        if resolver.rules(policy.pk):
+            result[policy] = _from_the_start(policy, resolver, now, steps)
     return result
+
+
+def _from_the_start(policy, resolver, now, steps) -> list[PlannedStep]:
+    rules = resolver.rules(policy.pk)
+    if not rules:
+        return []
+    return _simulate(policy, resolver, 0, 0, 0, now + timedelta(minutes=rules[0].delay_minutes), steps)
 
 
 def _simulate(policy, resolver, level, cycle, repeats_done, at, steps) -> list[PlannedStep]:

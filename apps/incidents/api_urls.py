@@ -3,11 +3,14 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from .api import IncidentViewSet, SchemaDocsView
+from .config_api import MaintenanceWindowViewSet, ServiceViewSet
 
 app_name = "api"
 
 router = DefaultRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
+router.register("services", ServiceViewSet, basename="service")
+router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

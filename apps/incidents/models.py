@@ -49,6 +49,8 @@ class Service(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="Disabled: integration routes naming it send their alerts to their default service.",
     )
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     def __str__(self):
         return self.name
@@ -308,6 +310,8 @@ class MaintenanceWindow(models.Model):
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=200)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-starts_at"]
@@ -371,6 +375,8 @@ class GroupingRule(models.Model):
     window_minutes = models.PositiveIntegerField(default=30)
     position = models.PositiveIntegerField(default=0, help_text="Rules are tried in this order; the first that applies wins.")
     is_active = models.BooleanField(default=True)
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["position", "pk"]

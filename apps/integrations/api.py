@@ -1,26 +1,51 @@
-"""The REST API for an integration's routes (/api/v1/integrations/<id>/routes/…).
+"""The REST API for integrations (/api/v1/integrations/…, on apps.accounts.config_api)
+and their routes (/api/v1/integrations/<id>/routes/…).
 
 Who may call: API keys with integrations:read (reads) or integrations:write
-(changes), or a signed-in team admin.  Every change is audited.
+(changes), or a signed-in user: team viewers read integrations, team admins change
+them and read and change routes.  Every change is audited.  Creating an integration
+answers its token and ingestion URL, once: only the token's digest is stored.
 """
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts import roles
+from apps.accounts.config_api import ConfigViewSet
 from apps.accounts.authentication import request_actor
 from apps.accounts.permissions import IntegrationAccess
 from apps.audit.services import record
+from apps.incidents.config_api import summaries
 from apps.incidents.serializers import ErrorSerializer
 
 from . import routes
 from .models import Integration, Route
 from .parsers import PayloadError
-from .serializers import PreviewSerializer, RouteSerializer
+from .serializers import IntegrationCreatedSerializer, IntegrationSerializer, PreviewSerializer, RouteSerializer
+
+
+@summaries(
+    "integrations (inbound alert sources)", "integration",
+    create=extend_schema(
+        summary="Create an integration: the answer holds its token and ingestion URL, shown this once",
+        request=IntegrationSerializer, responses={201: IntegrationCreatedSerializer},
+    ),
+)
+class IntegrationViewSet(ConfigViewSet):
+    scope, team_path, resource = "integrations", "service__team", "integration"
+    serializer_class = IntegrationSerializer
+    queryset = Integration.objects.select_related("service").order_by("name", "pk")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.perform_create(serializer)
+        shown = IntegrationCreatedSerializer(serializer.instance, context=self.get_serializer_context())
+        return Response(shown.data, status=status.HTTP_201_CREATED)
 
 
 def _described(route: Route) -> dict:
@@ -38,6 +63,7 @@ class RouteViewSet(viewsets.ModelViewSet):
     permission_classes = [IntegrationAccess]
     serializer_class = RouteSerializer
     pagination_class = None  # a handful per integration, read in order
+    filterset_fields = ["external_id"]
 
     def integration(self) -> Integration:
         """The integration, if the principal administers its team: another team's is a 404."""

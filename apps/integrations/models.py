@@ -49,6 +49,8 @@ class Integration(models.Model):
         help_text='Generic JSON only, e.g. {"title": "{{ payload.alert_title }}", "dedup_key": "{{ payload.id }}"}; '
         "fields: title, description, severity, dedup_key, status, source.",
     )
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     def __str__(self):
         return f"{self.name} ({self.get_kind_display()})"
@@ -85,6 +87,8 @@ class Route(models.Model):
         help_text="Empty (deleted) or disabled: its alerts go to the integration's default service.",
     )
     is_active = models.BooleanField(default=True)
+    # Given by a config-as-code tool or an importer, to find the object again (issue 17).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["position", "pk"]

@@ -121,6 +121,8 @@ class SlackChannelLink(models.Model):
     workspace = models.ForeignKey(SlackWorkspace, on_delete=models.CASCADE, related_name="channels")
     channel_id = models.CharField(max_length=32, help_text="C…")
     is_active = models.BooleanField(default=True)
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         db_table = "integrations_slackchannellink"
@@ -168,6 +170,8 @@ class ContactMethod(models.Model):
     address = models.CharField(max_length=255, help_text="E-mail, E.164 phone number (+4915…), or Slack user id (U…)")
     verified = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         db_table = "integrations_contactmethod"
@@ -186,6 +190,8 @@ class NotificationRule(models.Model):
     )
     kind = models.CharField(max_length=16, choices=ContactMethod.Kind.choices)
     delay_minutes = models.PositiveIntegerField(default=0)
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
 
     class Meta:
         db_table = "integrations_notificationrule"
@@ -207,6 +213,8 @@ class WebhookEndpoint(models.Model):
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
     secret_sealed = SealedField(editable=False)
     is_active = models.BooleanField(default=True)
+    # For config-as-code tools and importers (issue 17): the id they know it by.
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,5 +1,6 @@
 """On-call schedules: data only.  The computation is in oncall.py."""
 
+import datetime
 import zoneinfo
 
 from django.conf import settings
@@ -8,11 +9,17 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+# An id a config-as-code tool or an importer gave the object, unique per type (issue 17).
+EXTERNAL_ID = {"max_length": 200, "null": True, "blank": True, "unique": True}
+# Rotations are computed from their start date: far outside this range the arithmetic
+# of shifts leaves what datetime can hold.
+EARLIEST_START, LATEST_START = datetime.date(1970, 1, 1), datetime.date(2199, 12, 31)
+
 
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(f"{value!r} is not a known time zone (e.g. Europe/Berlin).") from None
 
 
@@ -28,6 +35,7 @@ class Weekday(models.IntegerChoices):
 
 class Schedule(models.Model):
     name = models.CharField(max_length=100)
+    external_id = models.CharField(**EXTERNAL_ID)
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="schedules")
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     # The digest of the secret in the iCal feed's URL (whoever has the URL can read the
@@ -51,6 +59,7 @@ class Layer(models.Model):
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="layers")
     name = models.CharField(max_length=100)
+    external_id = models.CharField(**EXTERNAL_ID)
     level = models.PositiveSmallIntegerField(default=0, help_text="Higher layers win where they cover the moment.")
     shift_length = models.PositiveSmallIntegerField(default=1)
     shift_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.WEEKS)
@@ -80,6 +89,19 @@ class Layer(models.Model):
     def __str__(self):
         return f"{self.schedule}: {self.name}"
 
+    def clean(self):
+        # What the constraints say, named by field (admin forms and the API show it there).
+        errors = {}
+        if (self.restrict_start is None) != (self.restrict_end is None):
+            missing = "restrict_end" if self.restrict_end is None else "restrict_start"
+            errors[missing] = "Give both ends of the time-of-day restriction, or neither."
+        if self.shift_length is not None and self.shift_length < 1:
+            errors["shift_length"] = "A shift lasts at least 1 unit."
+        if self.start_date is not None and not EARLIEST_START <= self.start_date <= LATEST_START:
+            errors["start_date"] = f"Pick a day between {EARLIEST_START} and {LATEST_START}."
+        if errors:
+            raise ValidationError(errors)
+
 
 class LayerMember(models.Model):
     layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="members")
@@ -97,6 +119,7 @@ class Override(models.Model):
     """`user` is on call from `start` to `end`, whatever the layers say."""
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="overrides")
+    external_id = models.CharField(**EXTERNAL_ID)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     start = models.DateTimeField()
     end = models.DateTimeField()
@@ -106,6 +129,10 @@ class Override(models.Model):
         ordering = ["schedule", "start"]
         constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="override_end_after_start")]
         indexes = [models.Index(fields=["schedule", "end"])]
+
+    def clean(self):
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValidationError({"end": "The override must end after it starts."})
 
     def __str__(self):
         return f"{self.user} on {self.schedule} {self.start:%Y-%m-%d %H:%M}–{self.end:%Y-%m-%d %H:%M}"
