@@ -319,6 +319,7 @@ SPECTACULAR_SETTINGS = {
         "AlertStatusEnum": "apps.incidents.models.Alert.Status",
         "SeverityEnum": "apps.incidents.models.Severity",
         "IntegrationKindEnum": "apps.integrations.models.Integration.Kind",
+        "ContactMethodKindEnum": "apps.notifications.models.ContactMethod.Kind",
     },
 }
 
